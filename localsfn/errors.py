@@ -1,0 +1,23 @@
+"""Errors raised while interpreting a state machine.
+
+Every runtime failure inside the engine is a `StatesError`, carrying the
+error name that Retry and Catch match on (`States.Runtime`,
+`States.IntrinsicFailure`, `States.NoChoiceMatched`, ...) and a cause.
+"""
+
+
+class StatesError(Exception):
+    """A failure the state machine can route on by `error` name."""
+
+    def __init__(self, error: str, cause: str = "") -> None:
+        super().__init__(f"{error}: {cause}" if cause else error)
+        self.error = error
+        self.cause = cause
+
+
+class DefinitionInvalid(Exception):
+    """A definition AWS would reject; the message names the state and the problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
