@@ -95,6 +95,21 @@ FUNCTIONS: tuple[LambdaFunction, ...] = (
     _step("DeleteConnectors", "connectors.delete_handler", "Delete the pipeline's connectors", VPC_NETWORK),
     _step("WriteCanary", "canary.write_handler", "Write a canary change in the source", SECRETS_READ, VPC_NETWORK),
     _step("CheckCanary", "canary.check_handler", "Look for the canary change at the sink", SECRETS_READ, VPC_NETWORK),
+    LambdaFunction(
+        key="Api",
+        handler="lambdas.api.handler",
+        description="The pipelines REST API behind API Gateway",
+        timeout_seconds=29,
+        permissions=frozenset({REGISTRY_READ, STATES_START, STATES_READ, STATES_TASK_TOKEN, METRICS}),
+    ),
+    LambdaFunction(
+        key="Reconcile",
+        handler="lambdas.reconcile.handler",
+        description="Compare registered pipelines with what exists, and repair",
+        timeout_seconds=900,
+        memory_mb=512,
+        permissions=frozenset({REGISTRY_READ, REGISTRY_WRITE, SECRETS_READ, STATES_READ, METRICS, VPC_NETWORK}),
+    ),
 )
 
 

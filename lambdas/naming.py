@@ -64,6 +64,11 @@ class PipelineNames:
     def heartbeat_topic(self) -> str:
         return f"{HEARTBEAT_TOPIC_PREFIX}.{self.debezium_topic_prefix}"
 
+    def sink_table(self, qualified_table: str) -> str:
+        """The sink-side table for a captured `schema.table`: `<schema>_<table>`, in the sink's schema."""
+        schema, table = qualified_table.split(".", 1)
+        return f"{schema}_{table}"
+
     @property
     def replication_secret(self) -> str:
         return f"{PLATFORM_PREFIX}/{self.pipeline_id}/replication"
