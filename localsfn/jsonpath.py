@@ -298,6 +298,10 @@ class _Parser:
                 self.position += 2
                 inner = self.bracket() if self.peek() == "[" else self.dotted()
                 steps.append(_Step(_descendants(inner.select), None))
+            elif char == "." and self.peek(1) == "[":
+                # `$.abc.['def ghi']`: Jayway accepts a bracket after a dot.
+                self.position += 1
+                steps.append(self.bracket())
             elif char == ".":
                 self.position += 1
                 steps.append(self.dotted())
