@@ -1,0 +1,1 @@
+"""Kafka Connect: the REST client, the source and sink connector configs, deployment and readiness."""

@@ -1,0 +1,15 @@
+"""The login a connector uses to reach a database."""
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class DatabaseLogin:
+    """A database user and password, resolved from a secret by the step that needs it.
+
+    The password is left out of `repr`, so the login can be logged or carried
+    in an exception without leaking it. It never enters state machine data.
+    """
+
+    username: str
+    password: str = field(repr=False)

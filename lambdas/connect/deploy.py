@@ -1,0 +1,175 @@
+"""Deploy, check and delete a pipeline's connectors on Kafka Connect.
+
+`put_connector` and `delete_connector` are each other's compensation; both
+are idempotent. `check_connector` is the Check of the wait-loops that follow
+each put.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from lambdas.connect.client import ConnectClient
+from lambdas.connect.errors import ConnectorFailed, ConnectorNotFound, ConnectorNotReady
+from lambdas.connect.readiness import attempts_exhausted, next_wait_seconds
+from lambdas.connect.traces import MAX_SUMMARY_CHARS, summarise_trace
+from lambdas.errors import ConnectUnavailable
+from lambdas.spec import PipelineSpec
+
+logger = logging.getLogger(__name__)
+
+DELETE_TIMEOUT_SECONDS = 30.0
+DELETE_POLL_SECONDS = 0.5
+
+ReadinessState = Literal["RUNNING", "PENDING", "FAILED"]
+
+
+@dataclass(frozen=True)
+class TaskStatus:
+    task_id: int
+    state: str  # as Connect reports it: RUNNING, FAILED, PAUSED, UNASSIGNED, RESTARTING
+    worker_id: str | None
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Where a connector stands.
+
+    `state` is RUNNING when the connector and at least one task run and no task
+    is in any other state, FAILED when the connector or any task failed, and
+    PENDING otherwise (starting, rebalancing, restarting, paused).
+    """
+
+    state: ReadinessState
+    connector_state: str
+    tasks: tuple[TaskStatus, ...]
+    trace_summary: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "connector_state": self.connector_state,
+            "tasks": [{"id": t.task_id, "state": t.state, "worker_id": t.worker_id} for t in self.tasks],
+            "trace_summary": self.trace_summary,
+        }
+
+
+def put_connector(client: ConnectClient, name: str, config: Mapping[str, str]) -> dict[str, Any]:
+    """Create connector `name` with `config`, or bring an existing one to `config`.
+
+    Idempotent: when the stored config already equals `config`, nothing is
+    sent, so a running connector is not restarted; the result says whether
+    anything changed. The result holds no config values (they include a password).
+    """
+    stored = client.get_config(name)
+    desired = {key: str(value) for key, value in config.items()}
+    if stored is not None and _without_name(stored) == _without_name(desired):
+        return {"connector": name, "changed": False, "created": False}
+    client.put_config(name, desired)
+    logger.info("Connector %s %s", name, "created" if stored is None else "reconfigured")
+    return {"connector": name, "changed": True, "created": stored is None}
+
+
+def connector_readiness(client: ConnectClient, name: str) -> Readiness:
+    """The connector's readiness from Connect's status endpoint. Does not block.
+
+    A connector whose config is stored but whose status is not yet published
+    (the moment after a put) is PENDING; one that does not exist at all raises
+    `ConnectorNotFound`.
+    """
+    try:
+        status = client.get_status(name)
+    except ConnectorNotFound:
+        if client.get_config(name) is None:
+            raise
+        return Readiness(state="PENDING", connector_state="UNASSIGNED", tasks=())
+    connector = status.get("connector", {})
+    connector_state = connector.get("state", "UNASSIGNED")
+    tasks = tuple(
+        TaskStatus(task_id=task.get("id", -1), state=task.get("state", "UNASSIGNED"), worker_id=task.get("worker_id"))
+        for task in status.get("tasks", [])
+    )
+    traces = []
+    if connector_state == "FAILED" and connector.get("trace"):
+        traces.append(("connector", connector["trace"]))
+    traces += [(f"task {task['id']}", task["trace"]) for task in status.get("tasks", []) if task.get("trace")]
+    if connector_state == "FAILED" or any(task.state == "FAILED" for task in tasks):
+        return Readiness("FAILED", connector_state, tasks, _summarise(traces) or "no trace reported")
+    if connector_state == "RUNNING" and tasks and all(task.state == "RUNNING" for task in tasks):
+        return Readiness("RUNNING", connector_state, tasks)
+    return Readiness("PENDING", connector_state, tasks)
+
+
+def check_connector(client: ConnectClient, name: str, attempt: int) -> dict[str, Any]:
+    """One Check of a connector wait-loop; `attempt` is the number of checks made before this one.
+
+    Returns `{"ready", "attempt": attempt + 1, "wait_seconds", "state"}`, the
+    shape the loop's Choice and Wait read. Raises `ConnectorFailed` (with the
+    redacted trace summary) when the connector or a task FAILED, and
+    `ConnectorNotReady` when it is still pending after the last allowed check.
+    """
+    readiness = connector_readiness(client, name)
+    if readiness.state == "FAILED":
+        raise ConnectorFailed(f"connector {name} failed: {readiness.trace_summary}")
+    attempt += 1
+    if readiness.state == "PENDING" and attempts_exhausted(attempt):
+        task_states = ", ".join(f"task {t.task_id} {t.state}" for t in readiness.tasks) or "no tasks"
+        raise ConnectorNotReady(
+            f"connector {name} not RUNNING after {attempt} checks: connector {readiness.connector_state}, {task_states}"
+        )
+    return {
+        "ready": readiness.state == "RUNNING",
+        "attempt": attempt,
+        "wait_seconds": next_wait_seconds(attempt),
+        "state": readiness.state,
+    }
+
+
+def delete_connector(
+    client: ConnectClient,
+    name: str,
+    *,
+    timeout_seconds: float = DELETE_TIMEOUT_SECONDS,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> bool:
+    """Delete connector `name` and block until Connect no longer lists it.
+
+    Returns True if it existed, False if there was nothing to delete (a
+    missing connector is success). Raises `ConnectUnavailable` if it is still
+    present after `timeout_seconds`; calling again is safe.
+    """
+    existed = client.delete(name)
+    deadline = clock() + timeout_seconds
+    while client.get_config(name) is not None:
+        if clock() >= deadline:
+            raise ConnectUnavailable(f"connector {name} still present {timeout_seconds:g} s after its deletion")
+        sleep(DELETE_POLL_SECONDS)
+    if existed:
+        logger.info("Connector %s deleted", name)
+    return existed
+
+
+def delete_pipeline_connectors(client: ConnectClient, spec: PipelineSpec, **wait: Any) -> list[str]:
+    """Delete the pipeline's sink, then its source connector; returns the names that existed.
+
+    The sink goes first so it stops reading before its topics lose their
+    producer. Idempotent; `wait` is passed to `delete_connector`.
+    """
+    names = [spec.names.sink_connector, spec.names.source_connector]
+    return [name for name in names if delete_connector(client, name, **wait)]
+
+
+def _without_name(config: Mapping[str, str]) -> dict[str, str]:
+    """Connect adds the connector's `name` to its stored config; it is not part of what we put."""
+    return {key: value for key, value in config.items() if key != "name"}
+
+
+def _summarise(traces: list[tuple[str, str]]) -> str:
+    parts = [f"{where}: {summarise_trace(trace)}" for where, trace in traces]
+    summary = "; ".join(parts)
+    return summary if len(summary) <= MAX_SUMMARY_CHARS else summary[: MAX_SUMMARY_CHARS - 1] + "…"
