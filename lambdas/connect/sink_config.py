@@ -3,7 +3,6 @@
 from lambdas.connect.converters import JSON_WITH_SCHEMAS
 from lambdas.connect.credentials import DatabaseLogin
 from lambdas.connect.source_config import captured_tables
-from lambdas.errors import SpecInvalid
 from lambdas.spec import PipelineSpec
 
 JDBC_SINK_CONNECTOR = "io.debezium.connector.jdbc.JdbcSinkConnector"
@@ -32,8 +31,6 @@ def jdbc_sink_config(spec: PipelineSpec, sink_login: DatabaseLogin) -> dict[str,
     to logs or state machine data.
     """
     sink = spec.sink
-    if not (sink.host and sink.port and sink.database):
-        raise SpecInvalid("sink: a jdbc sink needs host, port and database")
     return {
         "connector.class": JDBC_SINK_CONNECTOR,
         "tasks.max": "1",
@@ -66,8 +63,6 @@ def opensearch_sink_config(spec: PipelineSpec, login: DatabaseLogin | None) -> d
     OpenSearch connector plugin. Property names follow the Aiven connector's
     configuration reference.
     """
-    if not spec.sink.url:
-        raise SpecInvalid("sink.url: an opensearch sink needs the cluster URL")
     config = {
         "connector.class": OPENSEARCH_SINK_CONNECTOR,
         "tasks.max": "1",
@@ -90,11 +85,13 @@ def opensearch_sink_config(spec: PipelineSpec, login: DatabaseLogin | None) -> d
 
 
 def sink_config(spec: PipelineSpec, login: DatabaseLogin | None) -> dict[str, str]:
-    """The sink connector config for `spec.sink.type`."""
-    if spec.sink.type == "jdbc":
-        if login is None:
-            raise SpecInvalid("sink.secret: a jdbc sink needs credentials")
-        return jdbc_sink_config(spec, login)
+    """The sink connector config for `spec.sink.type`.
+
+    The spec schema guarantees the fields each type needs (host, port,
+    database and secret for jdbc; url for opensearch).
+    """
     if spec.sink.type == "opensearch":
         return opensearch_sink_config(spec, login)
-    raise SpecInvalid(f"sink.type: unknown sink type {spec.sink.type!r}")
+    if login is None:
+        raise ValueError("a jdbc sink needs the login resolved from sink.secret")
+    return jdbc_sink_config(spec, login)
