@@ -62,7 +62,7 @@ def kafka_admin(bootstrap_servers: str) -> Iterator[KafkaAdminClient]:
             request_timeout_ms=ADMIN_TIMEOUT_MS,
             bootstrap_timeout_ms=ADMIN_TIMEOUT_MS,
         )
-    except kafka_errors.KafkaError as exc:
+    except kafka_errors.RetriableError as exc:  # kafka-python 3 reports "no broker" as KafkaTimeoutError
         raise KafkaUnavailable(
             f"Kafka at {bootstrap_servers} did not answer within {ADMIN_TIMEOUT_MS // 1000} s: {type(exc).__name__}"
         ) from exc
