@@ -321,6 +321,8 @@ class _Parser:
         if self.position == start:
             self.fail("expected a name after '.'")
         name = self.text[start : self.position]
+        if "]" in name:
+            self.fail("unexpected ']' in a name; quote it: ['a]b']")
         return _Step(_child((name,)), name)
 
     def bracket(self) -> _Step:
