@@ -420,7 +420,7 @@ class _Parser:
                 arguments.append(self.argument(depth))
                 self.skip_spaces()
                 char = self.peek()
-                if char not in ",)":
+                if char not in (",", ")"):
                     self.fail("expected ',' or ')'")
                 self.position += 1
                 if char == ")":
@@ -458,7 +458,7 @@ class _Parser:
             self.position += 1
             if char == "\\":
                 escaped = self.peek()
-                if escaped not in _ESCAPABLE or escaped == "":
+                if escaped == "" or escaped not in _ESCAPABLE:
                     self.fail("a backslash must escape one of ' { } \\")
                 current.append(escaped)
                 self.position += 1

@@ -334,7 +334,7 @@ class _Parser:
             step = _Step(_wildcard, None)
         elif char == "?":
             step = self.filter()
-        elif char in "'\"":
+        elif char in ("'", '"'):
             names = [self.quoted()]
             self.skip_spaces()
             while self.peek() == ",":
@@ -353,7 +353,7 @@ class _Parser:
 
     def quoted(self) -> str:
         quote = self.peek()
-        if quote not in "'\"":
+        if quote not in ("'", '"'):
             self.fail("expected a quoted name")
         self.position += 1
         chars: list[str] = []
@@ -465,7 +465,7 @@ class _Parser:
     def operand(self) -> Callable[[JSON, JSON], JSON]:
         self.skip_spaces()
         char = self.peek()
-        if char in "@$":
+        if char in ("@", "$"):
             self.position += 1
             relative = char == "@"
             nested = _Parser(self.text, self.position, stop_chars=" )=<>!&|,")
@@ -484,7 +484,7 @@ class _Parser:
                 return value
 
             return read
-        if char in "'\"":
+        if char in ("'", '"'):
             literal: JSON = self.quoted()
         else:
             match = _LITERAL.match(self.text, self.position)
