@@ -1,0 +1,232 @@
+"""The pipelines API on one machine: a local HTTP server in front of the API Lambda handler.
+
+Each HTTP request becomes the event API Gateway's REST proxy integration
+would send (`httpMethod`, `path`, `resource`, `pathParameters`, query string
+and header maps, `body`, `isBase64Encoded`, `requestContext`), the handler
+runs in-process, and its proxy response becomes the HTTP response. The local
+API and the deployed one therefore run the same code.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from cdcflow.catalogue import LOCAL_ACCOUNT, by_key, import_handler, local_function_arn
+
+DEFAULT_PORT = 8700
+STAGE = "local"
+# The resources API Gateway routes to the function (docs/openapi.yaml lists the same paths).
+RESOURCES = ("/pipelines", "/pipelines/{id}", "/pipelines/{id}/approval")
+MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+
+LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LocalLambdaContext:
+    """The attributes of Lambda's context object that Powertools reads."""
+
+    aws_request_id: str
+    function_name: str = by_key("Api").function_name
+    function_version: str = "$LATEST"
+    invoked_function_arn: str = local_function_arn(by_key("Api"))
+    memory_limit_in_mb: int = by_key("Api").memory_mb
+    log_group_name: str = f"/aws/lambda/{by_key('Api').function_name}"
+    log_stream_name: str = "local"
+    deadline_ms: int = field(default_factory=lambda: int(time.time() * 1000) + by_key("Api").timeout_seconds * 1000)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, self.deadline_ms - int(time.time() * 1000))
+
+
+def _resource_patterns(resources: tuple[str, ...]) -> list[tuple[str, re.Pattern[str]]]:
+    patterns = []
+    for resource in resources:
+        regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(resource))
+        patterns.append((resource, re.compile(f"^{regex}$")))
+    return patterns
+
+
+_PATTERNS = _resource_patterns(RESOURCES)
+
+
+def match_resource(path: str) -> tuple[str, dict[str, str] | None]:
+    """The API Gateway resource template for `path` and its path parameters.
+
+    A path matching no resource is passed through as its own resource, so the
+    handler answers it (with a 404).
+    """
+    for resource, pattern in _PATTERNS:
+        match = pattern.match(path)
+        if match:
+            return resource, match.groupdict() or None
+    return path, None
+
+
+def _multi_value_map(pairs: list[tuple[str, str]]) -> tuple[dict[str, str] | None, dict[str, list[str]] | None]:
+    """API Gateway's two views of repeated keys: the last value, and all values."""
+    if not pairs:
+        return None, None
+    single: dict[str, str] = {}
+    multi: dict[str, list[str]] = {}
+    for key, value in pairs:
+        single[key] = value
+        multi.setdefault(key, []).append(value)
+    return single, multi
+
+
+def to_proxy_event(
+    method: str,
+    raw_target: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    *,
+    source_ip: str = "127.0.0.1",
+    request_id: str | None = None,
+) -> dict[str, Any]:
+    """Build the REST API proxy event API Gateway would send for one HTTP request.
+
+    `raw_target` is the request line's target (path and query, still
+    percent-encoded); the event's `path` and parameters are decoded, as API
+    Gateway's are. A body that is not UTF-8 text is passed base64-encoded.
+    """
+    target = urlsplit(raw_target)
+    path = unquote(target.path) or "/"
+    resource, path_parameters = match_resource(path)
+    query, multi_query = _multi_value_map(parse_qsl(target.query, keep_blank_values=True))
+    header_map, multi_headers = _multi_value_map(headers)
+    try:
+        body_text: str | None = body.decode("utf-8") if body else None
+        is_base64 = False
+    except UnicodeDecodeError:
+        body_text, is_base64 = base64.b64encode(body).decode("ascii"), True
+    request_id = request_id or str(uuid.uuid4())
+    now = time.time()
+    return {
+        "resource": resource,
+        "path": path,
+        "httpMethod": method,
+        "headers": header_map,
+        "multiValueHeaders": multi_headers,
+        "queryStringParameters": query,
+        "multiValueQueryStringParameters": multi_query,
+        "pathParameters": path_parameters,
+        "stageVariables": None,
+        "body": body_text,
+        "isBase64Encoded": is_base64,
+        "requestContext": {
+            "accountId": LOCAL_ACCOUNT,
+            "apiId": "local",
+            "resourceId": resource,
+            "resourcePath": resource,
+            "httpMethod": method,
+            "path": f"/{STAGE}{path}",
+            "stage": STAGE,
+            "requestId": request_id,
+            "extendedRequestId": request_id,
+            "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "requestTimeEpoch": int(now * 1000),
+            "protocol": "HTTP/1.1",
+            "domainName": "127.0.0.1",
+            "identity": {"sourceIp": source_ip, "userAgent": header_map.get("User-Agent") if header_map else None},
+        },
+    }
+
+
+def _response_parts(response: Mapping[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
+    """Status, headers and body bytes of a Lambda proxy response."""
+    status = int(response.get("statusCode", 200))
+    headers = [(name, str(value)) for name, value in (response.get("headers") or {}).items()]
+    for name, values in (response.get("multiValueHeaders") or {}).items():
+        headers += [(name, str(value)) for value in values if (name, str(value)) not in headers]
+    body = response.get("body") or ""
+    payload = base64.b64decode(body) if response.get("isBase64Encoded") else body.encode("utf-8")
+    return status, headers, payload
+
+
+def _request_handler_class(handler: LambdaHandler) -> type[BaseHTTPRequestHandler]:
+    class ProxyRequestHandler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _proxy(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_BODY_BYTES:
+                self._send(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, [], {"message": "Request Too Long"})
+                self.close_connection = True
+                return
+            body = self.rfile.read(length) if length else b""
+            event = to_proxy_event(
+                self.command, self.path, list(self.headers.items()), body, source_ip=self.client_address[0],
+            )
+            request_id = event["requestContext"]["requestId"]
+            try:
+                response = handler(event, LocalLambdaContext(aws_request_id=request_id))
+                status, headers, payload = _response_parts(response)
+            except Exception:
+                # What API Gateway answers when the integration fails; the details stay in the log.
+                log.exception("API handler failed (request %s)", request_id)
+                self._send(HTTPStatus.BAD_GATEWAY, [], {"message": "Internal server error", "request_id": request_id})
+                return
+            self._send_raw(status, headers, payload)
+
+        def _send(self, status: int, headers: list[tuple[str, str]], document: dict[str, Any]) -> None:
+            self._send_raw(status, [*headers, ("Content-Type", "application/json")], json.dumps(document).encode())
+
+        def _send_raw(self, status: int, headers: list[tuple[str, str]], payload: bytes) -> None:
+            self.send_response(status)
+            for name, value in headers:
+                if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(payload)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _proxy
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+            log.info("%s %s", self.address_string(), format % args)
+
+    return ProxyRequestHandler
+
+
+def serve_api(
+    port: int = DEFAULT_PORT,
+    env: Mapping[str, str] | None = None,
+    *,
+    handler: LambdaHandler | None = None,
+    host: str = "127.0.0.1",
+) -> ThreadingHTTPServer:
+    """Serve the API handler on `host:port` from a background thread and return the server.
+
+    `env` is applied to this process's environment first: it is how the
+    handler finds the registry table, the state machine ARNs and the local
+    endpoints (`AWS_ENDPOINT_URL_SFN`, `AWS_ENDPOINT_URL_DYNAMODB`), exactly as
+    the Lambda function's environment does on AWS. Port 0 picks a free port
+    (`server.server_address[1]`). Stop with `server.shutdown()`; does not block.
+    """
+    if env:
+        os.environ.update(env)
+    server = ThreadingHTTPServer((host, port), _request_handler_class(handler or import_handler(by_key("Api").handler)))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name=f"cdcflow-api-{server.server_address[1]}", daemon=True).start()
+    return server
+
+
+def api_url(server: ThreadingHTTPServer) -> str:
+    host, port = server.server_address[:2]
+    return f"http://{host}:{port}"
