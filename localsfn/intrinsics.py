@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NoReturn
 
 from localsfn.errors import StatesError
 from localsfn.jsonpath import read_path
@@ -383,7 +383,7 @@ class _Parser:
         self.text = text
         self.position = 0
 
-    def fail(self, problem: str) -> None:
+    def fail(self, problem: str) -> NoReturn:
         raise StatesError(
             "States.IntrinsicFailure",
             f"Invalid intrinsic function call '{self.text}': {problem} at position {self.position}",
@@ -445,7 +445,6 @@ class _Parser:
                 self.position = match.end()
                 return Literal(json.loads(match.group()))
         self.fail("expected a quoted string, a number, true, false, null, a path or a States.* call")
-        raise AssertionError  # unreachable: fail() raises
 
     def text_literal(self) -> Text:
         self.position += 1  # opening quote

@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NoReturn
 
 from localsfn.errors import StatesError
 
@@ -56,10 +56,7 @@ class CompiledPath:
     text: str
     on_context: bool  # `$$...` reads the context object
     steps: tuple[_Step, ...]
-
-    @property
-    def definite(self) -> bool:
-        return all(step.key is not None for step in self.steps)
+    definite: bool  # only names and single indexes: the path names at most one node
 
     def find(self, root: JSON) -> list[JSON]:
         """Every node the path selects, in document order."""
@@ -264,7 +261,7 @@ def compile_path(path: str) -> CompiledPath:
     steps = parser.steps()
     if parser.position != len(path):
         parser.fail("unexpected character")
-    return CompiledPath(path, on_context, steps)
+    return CompiledPath(path, on_context, steps, definite=all(step.key is not None for step in steps))
 
 
 class _Parser:
@@ -279,7 +276,7 @@ class _Parser:
         self.position = position
         self.stop_chars = stop_chars
 
-    def fail(self, problem: str) -> None:
+    def fail(self, problem: str) -> NoReturn:
         raise StatesError("States.Runtime", f"Invalid JSONPath '{self.text}': {problem} at position {self.position}")
 
     def peek(self, offset: int = 0) -> str:
