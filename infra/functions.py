@@ -19,8 +19,9 @@ What each named permission of `cdcflow.catalogue` becomes:
 Environment of every function: `POWERTOOLS_SERVICE_NAME` and
 `POWERTOOLS_METRICS_NAMESPACE` (`cdcflow`), `LOG_LEVEL`, `REGISTRY_TABLE`,
 `IDEMPOTENCY_TABLE`, `ADMIN_SECRET_PREFIX`; functions with a `states:*`
-permission also get `<WORKFLOW>_STATE_MACHINE_ARN` per state machine
-(e.g. `PROVISION_PIPELINE_STATE_MACHINE_ARN`).
+permission also get `<WORKFLOW>_STATE_MACHINE_ARN` per state machine, the
+workflow named without its `_pipeline` suffix (`PROVISION_STATE_MACHINE_ARN`,
+`TEARDOWN_STATE_MACHINE_ARN`).
 """
 
 from __future__ import annotations
@@ -62,8 +63,8 @@ _VPC_ACCESS_ACTIONS = [
 
 
 def state_machine_env_var(workflow_name: str) -> str:
-    """`provision_pipeline` -> `PROVISION_PIPELINE_STATE_MACHINE_ARN`."""
-    return f"{workflow_name.upper()}_STATE_MACHINE_ARN"
+    """`provision_pipeline` -> `PROVISION_STATE_MACHINE_ARN`, `reconcile` -> `RECONCILE_STATE_MACHINE_ARN`."""
+    return f"{workflow_name.removesuffix('_pipeline').upper()}_STATE_MACHINE_ARN"
 
 
 class CatalogueFunctions(Construct):
