@@ -1,0 +1,100 @@
+"""The app entry point and the stack under non-default context."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Annotations, Match, Template
+from cdk_nag import AwsSolutionsChecks
+
+from cdcflow import catalogue
+from infra.config import InvalidSetting
+from infra.stack import CdcflowStack
+
+pytestmark = pytest.mark.unit
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+VPC = "vpc-0123456789abcdef0"
+SUBNETS = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
+SECURITY_GROUP = "sg-0123456789abcdef0"
+
+
+@pytest.mark.slow
+def test_app_py_synthesizes_with_cdk_nag_and_no_errors(tmp_path):
+    env = os.environ | {"CDK_OUTDIR": str(tmp_path), "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1"}
+    result = subprocess.run(
+        [sys.executable, "app.py"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    template = json.loads((tmp_path / "Cdcflow.template.json").read_text())
+    functions = [r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
+    assert len(functions) == len(catalogue.FUNCTIONS)
+    # cdk-nag ran, and every rule it checked is compliant or suppressed with a reason.
+    [report] = tmp_path.glob("AwsSolutions-*Cdcflow-NagReport.csv")
+    with report.open(newline="") as rows:
+        compliance = {row["Compliance"] for row in csv.DictReader(rows)}
+    assert compliance <= {"Compliant", "Suppressed"} and "Compliant" in compliance
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    errors = [entry["data"] for artifact in manifest["artifacts"].values()
+              for entries in artifact.get("metadata", {}).values() for entry in entries
+              if entry["type"] in ("aws:cdk:error", "aws:cdk:warning")]
+    assert errors == []
+
+
+@pytest.fixture(scope="module")
+def existing_vpc_stack():
+    app = cdk.App(context={
+        "vpcId": VPC,
+        "subnetIds": ",".join(SUBNETS),
+        "securityGroupIds": [SECURITY_GROUP],
+        "adminSecretPrefix": "team-db-admins/",
+        "reconcileSchedule": "rate(1 hour)",
+        "logLevel": "DEBUG",
+        # Packaging is covered by test_infra_stack; skip it here to keep this synth quick.
+        "aws:cdk:bundling-stacks": [],
+    })
+    stack = CdcflowStack(app, "Cdcflow")
+    cdk.Aspects.of(app).add(AwsSolutionsChecks(verbose=True))
+    return stack, Template.from_stack(stack)
+
+
+def test_functions_join_the_given_subnets_and_security_groups(existing_vpc_stack):
+    _, template = existing_vpc_stack
+    template.resource_count_is("AWS::EC2::VPC", 0)
+    template.resource_count_is("AWS::EC2::SecurityGroup", 0)
+    in_vpc = [function for function in catalogue.FUNCTIONS if catalogue.VPC_NETWORK in function.permissions]
+    for function in in_vpc:
+        template.has_resource_properties("AWS::Lambda::Function", {
+            "FunctionName": function.function_name,
+            "VpcConfig": {"SubnetIds": SUBNETS, "SecurityGroupIds": [SECURITY_GROUP]},
+            "Environment": {"Variables": Match.object_like({
+                "LOG_LEVEL": "DEBUG", "ADMIN_SECRET_PREFIX": "team-db-admins/",
+            })},
+        })
+
+
+def test_context_sets_the_schedule_and_the_admin_secret_prefix(existing_vpc_stack):
+    _, template = existing_vpc_stack
+    template.has_resource_properties("AWS::Events::Rule", {"ScheduleExpression": "rate(1 hour)"})
+    policies = json.dumps(template.find_resources("AWS::IAM::Policy"))
+    assert ":secret:team-db-admins/*" in policies
+    assert ":secret:cdcflow-admin/*" not in policies
+
+
+def test_existing_vpc_variant_passes_cdk_nag(existing_vpc_stack):
+    stack, _ = existing_vpc_stack
+    annotations = Annotations.from_stack(stack)
+    findings = (annotations.find_error("*", Match.string_like_regexp("AwsSolutions-.*"))
+                + annotations.find_warning("*", Match.any_value()))
+    assert [(message.id, str(message.entry.data)[:120]) for message in findings] == []
+
+
+def test_bad_context_fails_the_synth_naming_the_key():
+    app = cdk.App(context={"vpcId": VPC})
+    with pytest.raises(InvalidSetting, match="subnetIds"):
+        CdcflowStack(app, "Cdcflow")
