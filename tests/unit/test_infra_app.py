@@ -13,8 +13,10 @@ from aws_cdk.assertions import Annotations, Match, Template
 from cdk_nag import AwsSolutionsChecks
 
 from cdcflow import catalogue
-from infra.config import InvalidSetting
+from infra.config import InvalidSetting, Settings
+from infra.functions import CatalogueFunctions
 from infra.stack import CdcflowStack
+from infra.tables import Tables
 
 pytestmark = pytest.mark.unit
 
@@ -98,3 +100,14 @@ def test_bad_context_fails_the_synth_naming_the_key():
     app = cdk.App(context={"vpcId": VPC})
     with pytest.raises(InvalidSetting, match="subnetIds"):
         CdcflowStack(app, "Cdcflow")
+
+
+def test_a_catalogue_permission_without_a_grant_fails_the_synth():
+    stack = cdk.Stack(cdk.App())
+    unknown = catalogue.LambdaFunction(
+        key="Teleport", handler="lambdas.steps.teleport.handler", description="no such step",
+        permissions=frozenset({"teleport:anywhere"}),
+    )
+    with pytest.raises(ValueError, match=r"Teleport names unknown permissions: \['teleport:anywhere'\]"):
+        CatalogueFunctions(stack, "Functions", tables=Tables(stack, "Tables"), network=None,
+                           settings=Settings(), functions=[unknown])
