@@ -9,9 +9,9 @@ What each named permission of `cdcflow.catalogue` becomes:
 | `registry:write` | read and write items of the registry table |
 | `idempotency` | read and write items of the idempotency table |
 | `secrets:read` | `GetSecretValue`/`DescribeSecret` on secrets named `<adminSecretPrefix>*` (the admin secrets specs name) and `cdcflow/*` (the replication secrets) |
-| `secrets:write` | create, update, tag and delete secrets named `cdcflow/*` only |
+| `secrets:write` | create, tag, delete and restore secrets named `cdcflow/*` only |
 | `rds:describe` | describe DB instances and parameter groups |
-| `rds:parameters` | modify DB parameter groups, reboot DB instances |
+| `rds:parameters` | modify DB parameter groups; create, tag and attach `cdcflow-*` ones; reboot DB instances |
 | `states:start` / `states:read` / `states:task-token` | start executions / read executions / send task success or failure, for the stack's state machines (granted by `grant_workflows`) |
 | `cloudwatch:metrics` | `PutMetricData` in the `cdcflow` namespace only |
 | `network:source` | run in the VPC subnets that reach PostgreSQL, Kafka and Connect |
@@ -46,6 +46,7 @@ from infra.tables import Tables
 SERVICE_NAME = "cdcflow"
 METRICS_NAMESPACE = "cdcflow"
 REPLICATION_SECRET_PREFIX = "cdcflow/"  # lambdas/naming.py: cdcflow/<pipeline id>/replication
+RDS_MANAGED_GROUP_PREFIX = "cdcflow-"  # lambdas/rds.py: cdcflow-<instance>-<family>
 LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
 
 _GRANTED_AT_CREATION = frozenset({
@@ -175,8 +176,9 @@ class CatalogueFunctions(Construct):
             ))
         if catalogue.SECRETS_WRITE in permissions:
             lambda_function.add_to_role_policy(iam.PolicyStatement(
-                actions=["secretsmanager:CreateSecret", "secretsmanager:PutSecretValue", "secretsmanager:TagResource",
-                         "secretsmanager:DeleteSecret", "secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"],
+                actions=["secretsmanager:CreateSecret", "secretsmanager:TagResource", "secretsmanager:DeleteSecret",
+                         "secretsmanager:RestoreSecret", "secretsmanager:DescribeSecret",
+                         "secretsmanager:GetSecretValue"],
                 resources=[self._secret_arns(REPLICATION_SECRET_PREFIX)],
             ))
 
@@ -188,8 +190,17 @@ class CatalogueFunctions(Construct):
                 actions=["rds:DescribeDBParameterGroups", "rds:DescribeDBParameters"], resources=[self._rds_arns("pg")],
             ))
         if catalogue.RDS_PARAMETERS in permissions:
+            # Enabling logical replication edits the instance's custom parameter group, or creates
+            # (and tags) a cdcflow-managed one and attaches it, then reboots the instance.
+            managed_groups = self._rds_arns("pg", RDS_MANAGED_GROUP_PREFIX)
             lambda_function.add_to_role_policy(iam.PolicyStatement(
                 actions=["rds:ModifyDBParameterGroup"], resources=[self._rds_arns("pg")],
+            ))
+            lambda_function.add_to_role_policy(iam.PolicyStatement(
+                actions=["rds:CreateDBParameterGroup", "rds:AddTagsToResource"], resources=[managed_groups],
+            ))
+            lambda_function.add_to_role_policy(iam.PolicyStatement(
+                actions=["rds:ModifyDBInstance"], resources=[self._rds_arns("db"), managed_groups],
             ))
             lambda_function.add_to_role_policy(iam.PolicyStatement(
                 actions=["rds:RebootDBInstance"], resources=[self._rds_arns("db")],
@@ -232,9 +243,9 @@ class CatalogueFunctions(Construct):
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
 
-    def _rds_arns(self, resource: str) -> str:
+    def _rds_arns(self, resource: str, name_prefix: str = "") -> str:
         return Stack.of(self).format_arn(
-            service="rds", resource=resource, resource_name="*", arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            service="rds", resource=resource, resource_name=f"{name_prefix}*", arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
 
     def _suppress_findings(self, function: LambdaFunction, role: iam.Role, lambda_function: lambda_.Function) -> None:
@@ -262,7 +273,8 @@ class CatalogueFunctions(Construct):
             suppressions.append(NagPackSuppression(
                 id="AwsSolutions-IAM5",
                 reason="The source RDS instance and its parameter group are named by each pipeline spec at run time",
-                applies_to=[f"Resource::{_nag_arn('rds', 'db:')}*", f"Resource::{_nag_arn('rds', 'pg:')}*"],
+                applies_to=[f"Resource::{_nag_arn('rds', resource)}*"
+                            for resource in ("db:", "pg:", f"pg:{RDS_MANAGED_GROUP_PREFIX}")],
             ))
         if permissions & {catalogue.REGISTRY_READ, catalogue.REGISTRY_WRITE}:
             registry = self._tables.registry

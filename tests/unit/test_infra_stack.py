@@ -204,6 +204,9 @@ def test_registry_and_rds_grants_follow_the_catalogue(template):
         assert ("rds:RebootDBInstance" in actions) == (catalogue.RDS_PARAMETERS in permissions), function.key
         assert ("rds:ModifyDBParameterGroup" in actions) == (catalogue.RDS_PARAMETERS in permissions), function.key
         assert ("rds:DescribeDBInstances" in actions) == (catalogue.RDS_DESCRIBE in permissions), function.key
+        for statement in _statements_with(statements, "rds:CreateDBParameterGroup"):
+            [resource] = _as_list(statement["Resource"])
+            assert resource["Fn::Join"][1][-1].endswith(":pg:cdcflow-*")  # only groups cdcflow manages
 
 
 def test_workflow_grants_follow_the_catalogue(template):
