@@ -1,0 +1,462 @@
+"""The API handler against moto's DynamoDB (the registry) and Step Functions (which records executions)."""
+
+import copy
+import json
+
+import boto3
+import pytest
+from botocore.exceptions import EndpointConnectionError
+from moto import mock_aws
+
+from cdcflow.api_server import LocalLambdaContext, to_proxy_event
+from lambdas import api, aws, registry
+from lambdas.local_tables import ensure_tables
+from lambdas.spec import parse_spec
+
+pytestmark = pytest.mark.unit
+
+REGION = "us-east-1"
+SPEC = {
+    "pipeline_id": "orders",
+    "owner": "payments",
+    "source": {"host": "db.internal", "port": 5432, "database": "shop", "admin_secret": "cdcflow-admin/shop",
+               "tables": ["public.orders", "public.order_lines"]},
+    "kafka": {"bootstrap_servers": "kafka:9092"},
+    "connect": {"url": "http://connect:8083"},
+    "sink": {"type": "jdbc", "host": "warehouse", "port": 5432, "database": "dw", "secret": "cdcflow-sink/dw"},
+}
+
+
+def spec_with(**changes) -> dict:
+    spec = copy.deepcopy(SPEC)
+    spec.update(changes)
+    return spec
+
+
+@pytest.fixture
+def aws_backend(monkeypatch):
+    """moto's DynamoDB and Step Functions, the registry table and both state machines."""
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": REGION, "REGISTRY_TABLE": "cdcflow-registry",
+                        "POWERTOOLS_METRICS_DISABLED": "1"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("SF_EXECUTION_HISTORY_TYPE", raising=False)
+    aws.reset_clients()
+    with mock_aws():
+        ensure_tables(boto3.client("dynamodb"), "cdcflow-registry", "cdcflow-idempotency")
+        sfn = boto3.client("stepfunctions")
+        definition = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}})
+        role = "arn:aws:iam::123456789012:role/cdcflow-workflows"
+        for variable, name in ((api.PROVISION_STATE_MACHINE_ARN, "ProvisionPipeline"),
+                               (api.TEARDOWN_STATE_MACHINE_ARN, "TeardownPipeline")):
+            arn = sfn.create_state_machine(name=name, definition=definition, roleArn=role)["stateMachineArn"]
+            monkeypatch.setenv(variable, arn)
+        yield sfn
+    aws.reset_clients()
+
+
+def call(method: str, target: str, body: object = None) -> tuple[int, dict]:
+    raw = body if isinstance(body, bytes) else (json.dumps(body).encode() if body is not None else b"")
+    event = to_proxy_event(method, target, [("Content-Type", "application/json")], raw)
+    response = api.handler(event, LocalLambdaContext(aws_request_id=event["requestContext"]["requestId"]))
+    return response["statusCode"], json.loads(response["body"])
+
+
+def executions(sfn, variable: str) -> list[dict]:
+    import os
+    return sfn.list_executions(stateMachineArn=os.environ[variable])["executions"]
+
+
+def register(spec: dict, execution_arn: str, status: str | None = None) -> registry.RegistryEntry:
+    """What RegisterPipeline (and MarkPipeline) would have written."""
+    entry = registry.register(parse_spec(spec), execution_arn)
+    return registry.mark(spec["pipeline_id"], status) if status else entry
+
+
+# POST /pipelines
+
+def test_provisioning_starts_one_execution_named_after_the_spec(aws_backend):
+    status, body = call("POST", "/pipelines", SPEC)
+
+    assert status == 202
+    spec = parse_spec(SPEC)
+    expected_name = spec.names.execution_name(spec.fingerprint())
+    assert body["pipeline_id"] == "orders"
+    assert body["execution_arn"].endswith(f":execution:ProvisionPipeline:{expected_name}")
+    assert body["status"] == "RUNNING"
+    started = aws_backend.describe_execution(executionArn=body["execution_arn"])
+    execution_input = json.loads(started["input"])
+    assert execution_input == {"spec": api.spec_document(spec)}
+    assert "url" not in execution_input["spec"]["sink"], "unset optionals stay out: the schema has no nulls"
+    assert parse_spec(execution_input["spec"]) == spec
+
+
+def test_a_retried_request_returns_the_same_execution_and_starts_no_other(aws_backend):
+    first = call("POST", "/pipelines", SPEC)
+    reordered = {key: SPEC[key] for key in reversed(list(SPEC))}  # same spec, different bytes
+    second = call("POST", "/pipelines", reordered)
+
+    assert first[0] == second[0] == 202
+    assert first[1]["execution_arn"] == second[1]["execution_arn"]
+    assert len(executions(aws_backend, api.PROVISION_STATE_MACHINE_ARN)) == 1
+
+
+def test_a_retry_after_the_execution_closed_describes_it(aws_backend):
+    _, first = call("POST", "/pipelines", SPEC)
+    aws_backend.stop_execution(executionArn=first["execution_arn"])
+
+    status, body = call("POST", "/pipelines", SPEC)
+
+    assert status == 202
+    assert body["execution_arn"] == first["execution_arn"]
+    assert body["status"] == "ABORTED"
+    assert len(executions(aws_backend, api.PROVISION_STATE_MACHINE_ARN)) == 1
+
+
+def test_a_retry_of_a_registered_pipeline_returns_its_execution(aws_backend):
+    _, first = call("POST", "/pipelines", SPEC)
+    register(SPEC, first["execution_arn"], "ACTIVE")
+    aws_backend.stop_execution(executionArn=first["execution_arn"])
+
+    status, body = call("POST", "/pipelines", SPEC)
+
+    assert (status, body["execution_arn"]) == (202, first["execution_arn"])
+    assert len(executions(aws_backend, api.PROVISION_STATE_MACHINE_ARN)) == 1
+
+
+def test_a_different_spec_for_a_live_pipeline_is_a_conflict(aws_backend):
+    _, first = call("POST", "/pipelines", SPEC)
+    register(SPEC, first["execution_arn"], "ACTIVE")
+
+    status, body = call("POST", "/pipelines", spec_with(kafka={"bootstrap_servers": "other:9092"}))
+
+    assert status == 409
+    assert "'orders'" in body["message"] and "ACTIVE" in body["message"] and "different spec" in body["message"]
+    assert body["field"] == "pipeline_id"
+    assert len(executions(aws_backend, api.PROVISION_STATE_MACHINE_ARN)) == 1
+
+
+def test_another_owners_pipeline_id_is_a_conflict_even_when_deleted(aws_backend):
+    _, first = call("POST", "/pipelines", SPEC)
+    register(SPEC, first["execution_arn"], "DELETED")
+
+    status, body = call("POST", "/pipelines", spec_with(owner="analytics"))
+
+    assert status == 409
+    assert body["field"] == "owner" and "payments" in body["message"]
+    assert len(executions(aws_backend, api.PROVISION_STATE_MACHINE_ARN)) == 1
+
+
+def test_a_deleted_pipeline_is_provisioned_again_by_a_new_execution_that_retries_agree_on(aws_backend):
+    _, first = call("POST", "/pipelines", SPEC)
+    register(SPEC, first["execution_arn"], "ACTIVE")
+    aws_backend.stop_execution(executionArn=first["execution_arn"])
+    registry.mark("orders", "DELETED")
+
+    status, again = call("POST", "/pipelines", SPEC)
+    _, retried = call("POST", "/pipelines", SPEC)
+
+    assert status == 202
+    assert again["execution_arn"] != first["execution_arn"]
+    assert retried["execution_arn"] == again["execution_arn"]
+    assert len(executions(aws_backend, api.PROVISION_STATE_MACHINE_ARN)) == 2
+
+
+def test_a_pipeline_being_torn_down_is_not_provisioned(aws_backend):
+    _, first = call("POST", "/pipelines", SPEC)
+    register(SPEC, first["execution_arn"], "DELETING")
+
+    status, body = call("POST", "/pipelines", SPEC)
+
+    assert status == 409 and "torn down" in body["message"]
+
+
+def test_schema_violations_are_422_naming_every_field_and_start_nothing(aws_backend):
+    bad = spec_with(pipeline_id="Orders!")
+    bad["source"] = {**SPEC["source"], "tables": ["public.orders", "public.Orders; drop"], "port": 0}
+
+    status, body = call("POST", "/pipelines", bad)
+
+    assert status == 422
+    fields = {problem["field"] for problem in body["problems"]}
+    assert fields == {"pipeline_id", "source.port", "source.tables[1]"}
+    assert body["field"] in fields
+    assert "source.tables[1]" in body["message"]
+    assert executions(aws_backend, api.PROVISION_STATE_MACHINE_ARN) == []
+    assert registry.get("orders") is None
+
+
+def test_a_missing_field_is_named(aws_backend):
+    spec = spec_with()
+    del spec["sink"]["secret"]
+
+    status, body = call("POST", "/pipelines", spec)
+
+    assert status == 422
+    assert body["problems"] == [{"field": "sink", "message": "'secret' is a required property"}]
+
+
+@pytest.mark.parametrize("raw", [b"{not json", b"", b"\xff\xfe", b"[" * 100_000])
+def test_a_body_that_is_not_json_is_400(aws_backend, raw):
+    status, body = call("POST", "/pipelines", raw)
+
+    assert status == 400
+    assert body["field"] == "body" and body["message"]
+
+
+@pytest.mark.parametrize("document", [[], "orders", 7, None])
+def test_a_json_body_that_is_not_an_object_is_422(aws_backend, document):
+    status, body = call("POST", "/pipelines", json.dumps(document).encode())
+
+    assert status == 422
+    assert body["field"] == "(spec)"
+
+
+# GET /pipelines and /pipelines/{id}
+
+def register_many() -> None:
+    statuses = ["ACTIVE", "ACTIVE", "FAILED", "ACTIVE", "DELETED"]
+    for number, status in enumerate(statuses):
+        spec = spec_with(pipeline_id=f"pipe_{number}", owner="payments" if number % 2 else "analytics")
+        register(spec, f"arn:aws:states:{REGION}:123456789012:execution:ProvisionPipeline:pipe_{number}", status)
+
+
+def collect(target: str) -> list[dict]:
+    pipelines, token = [], None
+    while True:
+        status, body = call("GET", target + (f"&next_token={token}" if token else ""))
+        assert status == 200
+        assert len(body["pipelines"]) <= 2
+        pipelines += body["pipelines"]
+        token = body["next_token"]
+        if token is None:
+            return pipelines
+
+
+def test_listing_pages_through_every_pipeline(aws_backend):
+    register_many()
+
+    pipelines = collect("/pipelines?limit=2")
+
+    assert sorted(p["pipeline_id"] for p in pipelines) == [f"pipe_{n}" for n in range(5)]
+    assert all("spec" not in pipeline for pipeline in pipelines)
+
+
+def test_listing_filters_by_status_and_owner(aws_backend):
+    register_many()
+
+    active = collect("/pipelines?limit=2&status=ACTIVE")
+    payments_active = collect("/pipelines?limit=2&status=ACTIVE&owner=payments")
+    analytics = collect("/pipelines?limit=2&owner=analytics")
+
+    assert sorted(p["pipeline_id"] for p in active) == ["pipe_0", "pipe_1", "pipe_3"]
+    assert sorted(p["pipeline_id"] for p in payments_active) == ["pipe_1", "pipe_3"]
+    assert sorted(p["pipeline_id"] for p in analytics) == ["pipe_0", "pipe_2", "pipe_4"]
+
+
+@pytest.mark.parametrize(("query", "field"), [
+    ("limit=0", "limit"), ("limit=101", "limit"), ("limit=ten", "limit"), ("limit=%C2%B2", "limit"),
+    ("status=RUNNING", "status"), ("owner=%20bad", "owner"),
+    ("next_token=not-a-token", "next_token"), ("next_token=WzFd", "next_token"),
+])
+def test_bad_listing_parameters_are_400_naming_them(aws_backend, query, field):
+    status, body = call("GET", f"/pipelines?{query}")
+
+    assert status == 400
+    assert body["field"] == field and field in body["message"]
+
+
+def test_one_pipelines_details(aws_backend):
+    _, started = call("POST", "/pipelines", SPEC)
+    register(SPEC, started["execution_arn"])
+    registry.mark("orders", "FAILED", current_step="CreateSlot", error="SlotBlockedByLongTransaction",
+                  cause="transaction 812 has been open for 2 hours")
+
+    status, body = call("GET", "/pipelines/orders")
+
+    assert status == 200
+    assert body["status"] == "FAILED"
+    assert body["current_step"] == "CreateSlot"
+    assert body["last_error"] == {"error": "SlotBlockedByLongTransaction",
+                                  "cause": "transaction 812 has been open for 2 hours"}
+    assert body["execution_arn"] == started["execution_arn"]
+    assert body["owner"] == "payments" and body["created_at"] and body["updated_at"]
+    assert parse_spec(body["spec"]) == parse_spec(SPEC)
+    assert "teardown_execution_arn" not in body
+
+
+@pytest.mark.parametrize("pipeline_id", ["missing", "Not-An-Id"])
+def test_an_unknown_pipeline_is_404_naming_it(aws_backend, pipeline_id):
+    status, body = call("GET", f"/pipelines/{pipeline_id}")
+
+    assert status == 404
+    assert repr(pipeline_id) in body["message"]
+
+
+def test_an_unknown_route_is_404_naming_it(aws_backend):
+    status, body = call("PUT", "/pipelines/orders")
+
+    assert status == 404
+    assert body["message"] == "no route PUT /pipelines/orders"
+
+
+# DELETE /pipelines/{id}
+
+def test_teardown_of_an_unknown_pipeline_is_404(aws_backend):
+    status, body = call("DELETE", "/pipelines/missing")
+
+    assert status == 404 and "'missing'" in body["message"]
+    assert executions(aws_backend, api.TEARDOWN_STATE_MACHINE_ARN) == []
+
+
+@pytest.mark.parametrize("pipeline_status", ["PROVISIONING", "DELETING", "DELETED"])
+def test_teardown_while_a_workflow_holds_the_pipeline_is_409(aws_backend, pipeline_status):
+    _, started = call("POST", "/pipelines", SPEC)
+    register(SPEC, started["execution_arn"], pipeline_status)
+
+    status, body = call("DELETE", "/pipelines/orders")
+
+    assert status == 409
+    assert body["status"] == pipeline_status and "'orders'" in body["message"]
+    assert executions(aws_backend, api.TEARDOWN_STATE_MACHINE_ARN) == []
+
+
+def test_teardown_starts_once_with_the_registered_spec(aws_backend):
+    _, started = call("POST", "/pipelines", SPEC)
+    register(SPEC, started["execution_arn"], "ACTIVE")
+
+    status, body = call("DELETE", "/pipelines/orders?keep_topics=true")
+    retried_status, retried = call("DELETE", "/pipelines/orders?keep_topics=true")
+
+    assert status == retried_status == 202
+    assert retried["execution_arn"] == body["execution_arn"]
+    assert ":execution:TeardownPipeline:orders-teardown-" in body["execution_arn"]
+    teardown_input = json.loads(aws_backend.describe_execution(executionArn=body["execution_arn"])["input"])
+    assert teardown_input == {"spec": api.spec_document(parse_spec(SPEC)), "keep_topics": True}
+    assert len(executions(aws_backend, api.TEARDOWN_STATE_MACHINE_ARN)) == 1
+
+    registry.mark("orders", "DELETING")
+    _, details = call("GET", "/pipelines/orders")
+    assert details["teardown_execution_arn"] == body["execution_arn"]
+
+
+def test_a_failed_pipeline_can_be_torn_down_and_topics_go_by_default(aws_backend):
+    _, started = call("POST", "/pipelines", SPEC)
+    register(SPEC, started["execution_arn"], "FAILED")
+
+    status, body = call("DELETE", "/pipelines/orders")
+
+    assert status == 202
+    teardown_input = json.loads(aws_backend.describe_execution(executionArn=body["execution_arn"])["input"])
+    assert teardown_input["keep_topics"] is False
+
+
+def test_keep_topics_must_be_a_boolean(aws_backend):
+    status, body = call("DELETE", "/pipelines/orders?keep_topics=maybe")
+
+    assert status == 400 and body["field"] == "keep_topics"
+
+
+# POST /pipelines/{id}/approval
+
+@pytest.fixture
+def task_calls(aws_backend):
+    """SendTaskSuccess/SendTaskFailure requests, as the API made them (moto accepts and ignores them)."""
+    recorded = []
+    client = api.stepfunctions()
+    for operation in ("SendTaskSuccess", "SendTaskFailure"):
+        client.meta.events.register(f"provide-client-params.sfn.{operation}",
+                                    lambda params, model, **_: recorded.append((model.name, params)))
+    return recorded
+
+
+def awaiting_approval() -> None:
+    register(SPEC, f"arn:aws:states:{REGION}:123456789012:execution:ProvisionPipeline:orders-1")
+    registry.store_task_token("orders", "token-123")
+
+
+def test_an_approval_delivers_the_decision_and_consumes_the_token(aws_backend, task_calls):
+    awaiting_approval()
+
+    status, body = call("POST", "/pipelines/orders/approval", {"approved": True, "comment": "maintenance window"})
+
+    assert (status, body) == (202, {"pipeline_id": "orders", "approved": True})
+    assert task_calls == [("SendTaskSuccess", {"taskToken": "token-123",
+                                               "output": json.dumps({"approved": True,
+                                                                     "comment": "maintenance window"})})]
+    assert registry.pop_task_token("orders") is None
+
+    again, body = call("POST", "/pipelines/orders/approval", {"approved": True})
+    assert again == 409 and "not waiting" in body["message"]
+    assert len(task_calls) == 1
+
+
+def test_a_rejection_fails_the_task_with_approval_rejected(aws_backend, task_calls):
+    awaiting_approval()
+
+    status, _ = call("POST", "/pipelines/orders/approval", {"approved": False, "comment": "not during Black Friday"})
+
+    assert status == 202
+    assert task_calls == [("SendTaskFailure", {"taskToken": "token-123", "error": "ApprovalRejected",
+                                               "cause": "not during Black Friday"})]
+
+
+def test_approving_an_unknown_pipeline_is_404(aws_backend, task_calls):
+    status, body = call("POST", "/pipelines/missing/approval", {"approved": True})
+
+    assert status == 404 and "'missing'" in body["message"]
+    assert task_calls == []
+
+
+@pytest.mark.parametrize(("decision", "field"), [
+    ({"approved": "yes"}, "approved"), ({}, "approved"), ({"approved": True, "comment": 5}, "comment"),
+    ({"approved": True, "comment": "x" * 1001}, "comment"), ({"approved": True, "by": "me"}, "by"),
+])
+def test_a_malformed_decision_is_422_naming_the_field(aws_backend, task_calls, decision, field):
+    awaiting_approval()
+
+    status, body = call("POST", "/pipelines/orders/approval", decision)
+
+    assert status == 422 and body["field"] == field
+    assert registry.pop_task_token("orders") == "token-123", "the token stays for a well-formed answer"
+
+
+def test_an_expired_approval_is_409(aws_backend):
+    awaiting_approval()
+    client = api.stepfunctions()
+
+    def expired(**_):
+        raise client.exceptions.TaskTimedOut({"Error": {"Code": "TaskTimedOut", "Message": "timed out"}},
+                                             "SendTaskSuccess")
+
+    client.meta.events.register("before-call.sfn.SendTaskSuccess", expired)
+
+    status, body = call("POST", "/pipelines/orders/approval", {"approved": True})
+
+    assert status == 409 and "expired" in body["message"]
+
+
+def test_a_decision_that_cannot_be_delivered_keeps_the_token_and_is_a_500_with_a_request_id(aws_backend):
+    awaiting_approval()
+
+    def unreachable(**_):
+        raise EndpointConnectionError(endpoint_url="https://states.us-east-1.amazonaws.com")
+
+    api.stepfunctions().meta.events.register("before-call.sfn.SendTaskSuccess", unreachable)
+
+    status, body = call("POST", "/pipelines/orders/approval", {"approved": True})
+
+    assert status == 500
+    assert set(body) == {"message", "request_id"} and body["request_id"]
+    assert "amazonaws" not in body["message"]
+    assert registry.pop_task_token("orders") == "token-123"
+
+
+def test_an_unexpected_failure_is_a_500_without_internals(aws_backend, monkeypatch):
+    monkeypatch.delenv(api.PROVISION_STATE_MACHINE_ARN)
+
+    status, body = call("POST", "/pipelines", SPEC)
+
+    assert status == 500
+    assert "PROVISION_STATE_MACHINE_ARN" not in json.dumps(body)
+    assert body["request_id"]

@@ -1,0 +1,72 @@
+"""docs/openapi.yaml describes the API the handler serves: same routes, same spec schema, a valid document."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from openapi_spec_validator import validate
+
+from cdcflow.api_server import RESOURCES
+from lambdas import api, registry
+from lambdas.spec import SCHEMA_PATH
+
+pytestmark = pytest.mark.unit
+
+OPENAPI_PATH = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
+HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
+
+
+@pytest.fixture(scope="module")
+def document():
+    return yaml.safe_load(OPENAPI_PATH.read_text())
+
+
+def _template(path: str) -> str:
+    """`/pipelines/<pipeline_id>` and `/pipelines/{id}` both become `/pipelines/{}`."""
+    return re.sub(r"<\w+>|\{\w+\}", "{}", path)
+
+
+def test_the_document_is_valid_openapi(document):
+    validate(document)
+
+
+def test_the_resolver_and_the_document_have_the_same_routes(document):
+    resolver_routes = {(route.method.upper(), _template(route.path))
+                       for route in api.app._static_routes + api.app._dynamic_routes}
+    documented_routes = {(method.upper(), _template(path))
+                         for path, item in document["paths"].items() for method in item if method in HTTP_METHODS}
+
+    assert resolver_routes == documented_routes
+    assert len(resolver_routes) == 5
+
+
+def test_the_local_server_knows_the_documented_resources(document):
+    assert set(RESOURCES) == set(document["paths"])
+
+
+def test_the_embedded_spec_schema_is_the_pipeline_spec_schema(document):
+    """The embedded copy differs only in where its `$defs` references point."""
+    schema = json.loads(SCHEMA_PATH.read_text())
+    del schema["$schema"], schema["$id"]
+    as_embedded = json.loads(json.dumps(schema).replace('"#/$defs/', '"#/components/schemas/PipelineSpec/$defs/'))
+
+    assert document["components"]["schemas"]["PipelineSpec"] == as_embedded
+
+
+def test_every_operation_documents_its_failures(document):
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if method not in HTTP_METHODS:
+                continue
+            codes = set(operation["responses"])
+            assert {"500", "503"} <= codes, f"{method} {path}"
+            if "{id}" in path:
+                assert "404" in codes, f"{method} {path}"
+            if "requestBody" in operation:
+                assert {"400", "413", "422"} <= codes, f"{method} {path}"
+
+
+def test_the_documented_statuses_are_the_registrys(document):
+    assert document["components"]["schemas"]["PipelineStatus"]["enum"] == [s.value for s in registry.PipelineStatus]
