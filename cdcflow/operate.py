@@ -21,6 +21,7 @@ import boto3
 import requests
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
+from botocore.config import Config
 from botocore.exceptions import EndpointConnectionError
 
 DEFAULT_API_URL = "http://127.0.0.1:8700"
@@ -170,20 +171,22 @@ def _sfn_call(endpoint: str, call: Callable[[], Any]) -> Any:
 def fetch_new_events(stepfunctions: Any, execution_arn: str, after_id: int) -> list[dict[str, Any]]:
     """The history events with ids above `after_id`, oldest first.
 
-    Reads the history newest first and stops at the first event already
-    seen, so polling a long execution costs a page, not the whole history.
+    Asks for the history newest first and stops at the first page reaching
+    an event already seen, so polling a long execution costs a page, not the
+    whole history. A server that ignores `reverseOrder` (moto does) is read
+    to the end instead.
     """
     endpoint = stepfunctions.meta.endpoint_url
-    newest_first: list[dict[str, Any]] = []
+    new_events: list[dict[str, Any]] = []
     arguments: dict[str, Any] = {"executionArn": execution_arn, "reverseOrder": True, "maxResults": 200}
     while True:
         page = _sfn_call(endpoint, lambda: stepfunctions.get_execution_history(**arguments))
-        for event in page["events"]:
-            if event["id"] <= after_id:
-                return newest_first[::-1]
-            newest_first.append(event)
-        if not page.get("nextToken"):
-            return newest_first[::-1]
+        events = page["events"]
+        new_events += [event for event in events if event["id"] > after_id]
+        newest_first = len(events) < 2 or events[0]["id"] > events[-1]["id"]
+        reached_seen = bool(events) and newest_first and events[-1]["id"] <= after_id
+        if reached_seen or not page.get("nextToken"):
+            return sorted(new_events, key=lambda event: event["id"])
         arguments["nextToken"] = page["nextToken"]
 
 
@@ -240,13 +243,17 @@ def full_history(stepfunctions: Any, execution_arn: str) -> list[dict[str, Any]]
     return fetch_new_events(stepfunctions, execution_arn, 0)
 
 
+# A follower polls every second: a dead endpoint should be reported, not retried for long.
+_SFN_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=30)
+
+
 def stepfunctions_client(endpoint: str | None, session: boto3.Session) -> Any:
     """A Step Functions client: on `endpoint` (the local engine), or on AWS when it is None."""
     if endpoint is None:
-        return session.client("stepfunctions")
+        return session.client("stepfunctions", config=_SFN_CONFIG)
     # The local engine accepts any credentials; these keep boto3 from searching for real ones.
     return session.client("stepfunctions", endpoint_url=endpoint, region_name=session.region_name or "us-east-1",
-                          aws_access_key_id="local", aws_secret_access_key="local")
+                          aws_access_key_id="local", aws_secret_access_key="local", config=_SFN_CONFIG)
 
 
 _EXECUTE_API_HOST = re.compile(r"^https://[a-z0-9]+\.execute-api\.([a-z0-9-]+)\.amazonaws\.com")

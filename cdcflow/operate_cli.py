@@ -197,22 +197,30 @@ def provision(
     raise typer.Exit(code)
 
 
+def _last_error(pipeline: dict[str, Any]) -> str:
+    last_error = pipeline.get("last_error")
+    if not last_error:
+        return ""
+    return f"{last_error.get('error')}: {cause_message(last_error.get('cause'))}".rstrip(": ")
+
+
 def _pipelines_table(pipelines: list[dict[str, Any]]) -> Table:
     table = Table("PIPELINE", "OWNER", "STATUS", "STEP", "UPDATED", "LAST ERROR")
     for pipeline in pipelines:
         table.add_row(pipeline["pipeline_id"], pipeline.get("owner") or "", pipeline["status"],
                       pipeline.get("current_step") or "", pipeline.get("updated_at") or "",
-                      pipeline.get("last_error") or "")
+                      _last_error(pipeline))
     return table
 
 
 def _details_table(pipeline: dict[str, Any]) -> Table:
     table = Table(show_header=False, box=None)
+    shown = {**pipeline, "last_error": _last_error(pipeline) or None}
     fields = ["pipeline_id", "owner", "status", "current_step", "last_error", "slot_lag_bytes",
-              "execution_arn", "created_at", "updated_at", "spec_fingerprint"]
+              "execution_arn", "teardown_execution_arn", "created_at", "updated_at", "spec_fingerprint"]
     for field in fields:
-        if pipeline.get(field) is not None:
-            table.add_row(f"[bold]{field}[/]", str(pipeline[field]))
+        if shown.get(field) is not None:
+            table.add_row(f"[bold]{field}[/]", str(shown[field]))
     return table
 
 
@@ -244,7 +252,9 @@ def status(
 
 
 def _execution_of(connection: Connection, pipeline_id: str) -> str:
-    execution_arn = connection.api.describe(pipeline_id).get("execution_arn")
+    """The pipeline's current execution: its teardown once one has started, else its provisioning."""
+    pipeline = connection.api.describe(pipeline_id)
+    execution_arn = pipeline.get("teardown_execution_arn") or pipeline.get("execution_arn")
     if not execution_arn:
         raise BadInput(f"pipeline {pipeline_id!r} has no execution recorded yet")
     return execution_arn

@@ -248,3 +248,20 @@ def test_a_long_wait_loop_is_read_in_pages_and_every_visit_is_a_row():
     rows = step_rows(fetched)
     assert len(rows) == 120
     assert all(row.status == SUCCEEDED for row in rows)
+
+
+def test_a_server_that_ignores_reverse_order_is_read_to_the_end():
+    class OldestFirst(RecordedStepFunctions):
+        def get_execution_history(self, **arguments):
+            self.calls.append(arguments)
+            start = int(arguments.get("nextToken", 0))
+            page = self.events[start:start + arguments["maxResults"]]
+            more = start + arguments["maxResults"] < len(self.events)
+            return {"events": page, **({"nextToken": str(start + arguments["maxResults"])} if more else {})}
+
+    events = [{**entered("Wait", "Wait"), "id": number, "previousEventId": number - 1, "timestamp": at(number)}
+              for number in range(1, 451)]
+    stepfunctions = OldestFirst(events, growth=0)
+
+    assert [event["id"] for event in fetch_new_events(stepfunctions, EXECUTION, after_id=440)] == list(range(441, 451))
+    assert len(stepfunctions.calls) == 3
