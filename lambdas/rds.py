@@ -124,7 +124,9 @@ def _modify_instance(instance_id: str, group_name: str) -> None:
         )
     except ClientError as exc:
         if _code(exc) in _BUSY_INSTANCE_CODES:
-            raise AwsApiThrottled(f"RDS instance {instance_id!r} is busy and cannot change its parameter group yet") from None
+            raise AwsApiThrottled(
+                f"RDS instance {instance_id!r} is busy and cannot change its parameter group yet"
+            ) from None
         raise
 
 
@@ -137,12 +139,11 @@ def ensure_logical_replication_parameter(instance_id: str) -> RdsParameterState:
     `AwsApiThrottled` while the instance is too busy to be modified.
     """
     instance = _describe_instance(instance_id)
-    engine = instance.get("Engine", "")
-    if instance.get("DBClusterIdentifier") or engine != "postgres":
+    engine, cluster = instance.get("Engine", "unknown"), instance.get("DBClusterIdentifier")
+    if cluster or engine != "postgres":
+        where = f" in cluster {cluster!r}" if cluster else ""
         raise RdsEngineUnsupported(
-            f"RDS instance {instance_id!r} runs {engine or 'an unknown engine'}"
-            f"{' in cluster ' + instance['DBClusterIdentifier'] if instance.get('DBClusterIdentifier') else ''}; "
-            "cdcflow configures RDS for PostgreSQL instances only"
+            f"RDS instance {instance_id!r} runs {engine}{where}; cdcflow configures RDS for PostgreSQL instances only"
         )
     attached = instance["DBParameterGroups"][0]
     group_name, apply_status = attached["DBParameterGroupName"], attached["ParameterApplyStatus"]

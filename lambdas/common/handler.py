@@ -101,13 +101,15 @@ def _wrap(function: StepFunction, idempotent: bool) -> LambdaHandler:
     @functools.wraps(function)
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         install_root_filter()
-        raw_spec = event.get("spec") if isinstance(event, dict) else None
-        raw_pipeline_id = raw_spec.get("pipeline_id") if isinstance(raw_spec, dict) else None
+        # Log keys come from the raw payload, so even a rejected payload is logged with what it had.
         task = event if isinstance(event, dict) else {}
-        step = task.get("state_name") if isinstance(task.get("state_name"), str) else function.__name__
+        raw_spec = task.get("spec")
+        pipeline_id = raw_spec.get("pipeline_id") if isinstance(raw_spec, dict) else None
+        state_name = task.get("state_name")
+        step = state_name if isinstance(state_name, str) and state_name else function.__name__
         with invocation_log_keys(
             context,
-            pipeline_id=raw_pipeline_id if isinstance(raw_pipeline_id, str) else None,
+            pipeline_id=pipeline_id if isinstance(pipeline_id, str) else None,
             execution_id=task.get("execution_id"),
             step=step,
         ):
@@ -138,11 +140,11 @@ def _invoke(
         error = translate(exc)
         redact_exception(exc)
         redact_exception(error)
-        duration_ms = round((time.monotonic() - started) * 1000)
+        failure = {"error": type(error).__name__, "duration_ms": round((time.monotonic() - started) * 1000)}
         if isinstance(error, StepError):
-            logger.warning("step failed", extra={"error": type(error).__name__, "duration_ms": duration_ms})
+            logger.warning("step failed", extra={**failure, "cause": str(error)})
         else:
-            logger.exception("step failed unexpectedly", extra={"error": type(error).__name__, "duration_ms": duration_ms})
+            logger.exception("step failed unexpectedly", extra=failure)
         emit_step_metric(STEP_FAILED, step, error=type(error).__name__)
         if error is exc:
             raise
