@@ -25,11 +25,11 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from cdcflow.catalogue import LOCAL_ACCOUNT, by_key, import_handler, local_function_arn
+from lambdas.api import RESOURCE_METHODS
 
 DEFAULT_PORT = 8700
 STAGE = "local"
-# The resources API Gateway routes to the function (docs/openapi.yaml lists the same paths).
-RESOURCES = ("/pipelines", "/pipelines/{id}", "/pipelines/{id}/approval")
+RESOURCES = tuple(RESOURCE_METHODS)
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -196,7 +196,12 @@ def _request_handler_class(handler: LambdaHandler) -> type[BaseHTTPRequestHandle
             if self.command != "HEAD":
                 self.wfile.write(payload)
 
-        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _proxy
+        def __getattr__(self, name: str) -> Any:
+            # Every HTTP method reaches the handler (which answers 405 where a resource lacks it),
+            # not http.server's 501 for methods it has no do_<METHOD> for.
+            if name.startswith("do_"):
+                return self._proxy
+            raise AttributeError(name)
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
             log.info("%s %s", self.address_string(), format % args)

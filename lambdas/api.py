@@ -59,6 +59,17 @@ OWNER_PATTERN = re.compile(schema()["properties"]["owner"]["pattern"])
 THROTTLING_ERRORS = frozenset({"ThrottlingException", "TooManyRequestsException", "ExecutionLimitExceeded",
                                "ProvisionedThroughputExceededException", "RequestLimitExceeded"})
 
+# The API's resources and their methods, as API Gateway routes them (docs/openapi.yaml lists the same).
+RESOURCE_METHODS = {
+    "/pipelines": ("GET", "POST"),
+    "/pipelines/{id}": ("GET", "DELETE"),
+    "/pipelines/{id}/approval": ("POST",),
+}
+_RESOURCE_PATTERNS = {
+    resource: re.compile("^" + re.sub(r"\\{(\w+)\\}", r"(?P<\1>[^/]+)", re.escape(resource)) + "$")
+    for resource in RESOURCE_METHODS
+}
+
 app = APIGatewayRestResolver()
 metrics = Metrics(namespace=METRICS_NAMESPACE)
 
@@ -433,7 +444,22 @@ def _answer_api_error(error: ApiError) -> Response:
 
 @app.not_found
 def _answer_unknown_route(_: NotFoundError) -> Response:
+    """405 naming the allowed methods for a known resource, else 404.
+
+    A known resource and method land here too when the pipeline id holds
+    characters no route accepts: no such pipeline can exist.
+    """
     event = app.current_event
+    for resource, pattern in _RESOURCE_PATTERNS.items():
+        match = pattern.match(event.path)
+        if match and event.http_method in RESOURCE_METHODS[resource]:
+            return _error_response(HTTPStatus.NOT_FOUND, {"message": f"no pipeline {match['id'][:80]!r}",
+                                                          "field": "id"})
+        if match:
+            allowed = ", ".join(RESOURCE_METHODS[resource])
+            return _error_response(HTTPStatus.METHOD_NOT_ALLOWED,
+                                   {"message": f"{event.http_method} is not allowed on {resource}; use {allowed}"},
+                                   headers={"Allow": allowed})
     return _error_response(HTTPStatus.NOT_FOUND, {"message": f"no route {event.http_method} {event.path}"})
 
 

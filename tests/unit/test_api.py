@@ -294,10 +294,19 @@ def test_an_unknown_pipeline_is_404_naming_it(aws_backend, pipeline_id):
 
 
 def test_an_unknown_route_is_404_naming_it(aws_backend):
-    status, body = call("PUT", "/pipelines/orders")
+    status, body = call("GET", "/pipelines/orders/connectors")
 
     assert status == 404
-    assert body["message"] == "no route PUT /pipelines/orders"
+    assert body["message"] == "no route GET /pipelines/orders/connectors"
+
+
+def test_an_unsupported_method_is_405_naming_the_allowed_ones(aws_backend):
+    event = to_proxy_event("PUT", "/pipelines/orders", [], b"")
+    response = api.handler(event, LocalLambdaContext(aws_request_id="r-1"))
+
+    assert response["statusCode"] == 405
+    assert json.loads(response["body"])["message"] == "PUT is not allowed on /pipelines/{id}; use GET, DELETE"
+    assert response["multiValueHeaders"]["Allow"] == ["GET, DELETE"]
 
 
 # DELETE /pipelines/{id}

@@ -42,8 +42,11 @@ def test_the_resolver_and_the_document_have_the_same_routes(document):
     assert len(resolver_routes) == 5
 
 
-def test_the_local_server_knows_the_documented_resources(document):
+def test_the_local_server_knows_the_documented_resources_and_methods(document):
     assert set(RESOURCES) == set(document["paths"])
+    documented = {path: {method.upper() for method in item if method in HTTP_METHODS}
+                  for path, item in document["paths"].items()}
+    assert {resource: set(methods) for resource, methods in api.RESOURCE_METHODS.items()} == documented
 
 
 def test_the_embedded_spec_schema_is_the_pipeline_spec_schema(document):
