@@ -6,6 +6,7 @@ DynamoDB and Step Functions behind it).
 """
 
 import json
+from pathlib import Path
 
 import boto3
 import pytest
@@ -16,11 +17,10 @@ from moto import mock_aws
 from cdcflow.api_server import api_url, serve_api
 from lambdas import api, aws
 from lambdas.local_tables import ensure_tables
-from tests.unit.test_api_openapi import OPENAPI_PATH
 
 pytestmark = [pytest.mark.unit, pytest.mark.slow]
 
-schema = schemathesis.openapi.from_path(OPENAPI_PATH)
+schema = schemathesis.openapi.from_path(Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml")
 
 
 @pytest.fixture(scope="module")
