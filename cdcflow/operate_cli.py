@@ -26,6 +26,7 @@ import typer
 import yaml
 from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from cdcflow.operate import (
@@ -59,10 +60,10 @@ err = Console(stderr=True, highlight=False)
 
 ApiUrlOption = Annotated[str | None, typer.Option(
     "--api-url", envvar="CDCFLOW_API_URL", show_default=False,
-    help=f"The pipelines API [default: {DEFAULT_API_URL}, the local API; required with --aws/--profile]")]
+    help=f"The pipelines API (default: {DEFAULT_API_URL}, the local API; required with --aws/--profile)")]
 SfnEndpointOption = Annotated[str | None, typer.Option(
     "--sfn-endpoint", envvar="CDCFLOW_SFN_ENDPOINT", show_default=False,
-    help=f"The Step Functions endpoint [default: {DEFAULT_SFN_ENDPOINT}, the local engine; AWS with --aws/--profile]")]
+    help=f"The Step Functions endpoint (default: {DEFAULT_SFN_ENDPOINT}, the local engine; AWS with --aws/--profile)")]
 AwsOption = Annotated[bool, typer.Option("--aws", help="Use AWS, with boto3's normal credential resolution")]
 ProfileOption = Annotated[str | None, typer.Option("--profile", help="The AWS profile to use (implies --aws)")]
 RegionOption = Annotated[str | None, typer.Option("--region", help="The AWS region (default: boto3's)")]
@@ -104,19 +105,19 @@ def _exit_codes(connection: Connection | None = None) -> Iterator[None]:
     try:
         yield
     except BadInput as error:
-        err.print(f"[red]error:[/] {error}")
+        err.print(f"[red]error:[/] {escape(str(error))}")
         raise typer.Exit(EXIT_BAD_INPUT) from None
     except ApiRefused as error:
-        err.print(f"[red]refused ({error.status}):[/] {error}")
+        err.print(f"[red]refused ({error.status}):[/] {escape(str(error))}")
         for problem in error.body.get("problems") or []:
-            err.print(f"  - {problem.get('field')}: {problem.get('message')}")
+            err.print(escape(f"  - {problem.get('field')}: {problem.get('message')}"))
         raise typer.Exit(EXIT_BAD_INPUT) from None
     except (ServiceUnreachable, ServiceFailed) as error:
-        err.print(f"[red]error:[/] {error}")
+        err.print(f"[red]error:[/] {escape(str(error))}")
         raise typer.Exit(EXIT_UNREACHABLE) from None
     except (ClientError, BotoCoreError) as error:
         where = connection.sfn_endpoint if connection and connection.sfn_endpoint else "AWS"
-        err.print(f"[red]error:[/] Step Functions at {where}: {error}")
+        err.print(f"[red]error:[/] Step Functions at {escape(f'{where}: {error}')}")
         raise typer.Exit(EXIT_UNREACHABLE) from None
 
 
@@ -148,19 +149,20 @@ def print_step_change(change: StepChange) -> None:
     row = change.row
     if change.kind == "entered":
         if row.state_type not in _INSTANT_STATES:
-            out.print(f"[dim]{_clock(row.entered_at)}[/]  [cyan]▶[/] {row.name}")
+            out.print(f"[dim]{_clock(row.entered_at)}[/]  [cyan]▶[/] {escape(row.name)}")
     elif change.kind == "retried":
-        out.print(f"[dim]{_clock(row.entered_at)}[/]  [yellow]↻[/] {row.name}: attempt {row.attempts}"
-                  + (f" after {row.error}" if row.error else ""))
+        out.print(f"[dim]{_clock(row.entered_at)}[/]  [yellow]↻[/] {escape(row.name)}: attempt {row.attempts}"
+                  + (f" after {escape(row.error)}" if row.error else ""))
     elif row.status == SUCCEEDED:
         if row.state_type in _INSTANT_STATES:
-            out.print(f"[dim]{_clock(row.exited_at)}  · {row.name}[/]")
+            out.print(f"[dim]{_clock(row.exited_at)}  · {escape(row.name)}[/]")
         else:
-            out.print(f"[dim]{_clock(row.exited_at)}[/]  [green]✓[/] {row.name} [dim]{_seconds(row.duration)}[/]")
+            out.print(f"[dim]{_clock(row.exited_at)}[/]  [green]✓[/] {escape(row.name)} "
+                      f"[dim]{_seconds(row.duration)}[/]")
     else:
         outcome = "caught, compensating" if row.status == CAUGHT else row.status
-        reason = f"{row.error}: {cause_message(row.cause)}" if row.error else ""
-        out.print(f"[dim]{_clock(row.exited_at)}[/]  [red]✗[/] {row.name} [dim]{_seconds(row.duration)}[/] "
+        reason = escape(f"{row.error}: {cause_message(row.cause)}") if row.error else ""
+        out.print(f"[dim]{_clock(row.exited_at)}[/]  [red]✗[/] {escape(row.name)} [dim]{_seconds(row.duration)}[/] "
                   f"[red]{outcome}[/] {reason}".rstrip())
 
 
@@ -168,16 +170,17 @@ def _follow(connection: Connection, pipeline_id: str, execution_arn: str) -> int
     """Follow an execution to its end, then print how the pipeline stands; the exit code."""
     outcome: ExecutionOutcome = follow_execution(connection.stepfunctions(), execution_arn, print_step_change)
     if outcome.status != "SUCCEEDED":
-        err.print(f"[red]execution {outcome.status}:[/] {outcome.error or ''}"
-                  + (f": {cause_message(outcome.cause)}" if outcome.cause else ""))
+        reason = (outcome.error or "") + (f": {cause_message(outcome.cause)}" if outcome.cause else "")
+        err.print(f"[red]execution {outcome.status}:[/] {escape(reason)}")
         return EXIT_PIPELINE_FAILED
     pipeline = connection.api.describe(pipeline_id)
-    out.print(f"[bold]{pipeline_id}[/] is [bold green]{pipeline['status']}[/]")
+    out.print(f"[bold]{escape(pipeline_id)}[/] is [bold green]{escape(pipeline['status'])}[/]")
     return EXIT_OK
 
 
 def _started(response: dict[str, Any], what: str) -> None:
-    out.print(f"{what} [bold]{response['pipeline_id']}[/]: execution {response['execution_arn']} ({response['status']})")
+    out.print(f"{what} [bold]{escape(response['pipeline_id'])}[/]: "
+              + escape(f"execution {response['execution_arn']} ({response['status']})"))
 
 
 @app.command()
@@ -207,9 +210,9 @@ def _last_error(pipeline: dict[str, Any]) -> str:
 def _pipelines_table(pipelines: list[dict[str, Any]]) -> Table:
     table = Table("PIPELINE", "OWNER", "STATUS", "STEP", "UPDATED", "LAST ERROR")
     for pipeline in pipelines:
-        table.add_row(pipeline["pipeline_id"], pipeline.get("owner") or "", pipeline["status"],
-                      pipeline.get("current_step") or "", pipeline.get("updated_at") or "",
-                      _last_error(pipeline))
+        cells = [pipeline["pipeline_id"], pipeline.get("owner"), pipeline["status"], pipeline.get("current_step"),
+                 pipeline.get("updated_at"), _last_error(pipeline)]
+        table.add_row(*(escape(str(cell or "")) for cell in cells))
     return table
 
 
@@ -220,7 +223,7 @@ def _details_table(pipeline: dict[str, Any]) -> Table:
               "execution_arn", "teardown_execution_arn", "created_at", "updated_at", "spec_fingerprint"]
     for field in fields:
         if shown.get(field) is not None:
-            table.add_row(f"[bold]{field}[/]", str(shown[field]))
+            table.add_row(f"[bold]{field}[/]", escape(str(shown[field])))
     return table
 
 
@@ -271,7 +274,7 @@ def watch(
         connection = _connect(api_url, sfn_endpoint, use_aws, profile, region)
     with _exit_codes(connection):
         execution_arn = _execution_of(connection, pipeline_id)
-        out.print(f"execution {execution_arn}")
+        out.print(escape(f"execution {execution_arn}"))
         code = _follow(connection, pipeline_id, execution_arn)
     raise typer.Exit(code)
 
@@ -290,7 +293,7 @@ def history(
         table = Table("#", "TIME", "ELAPSED", "EVENT", "STATE", "DETAIL", title=execution_arn)
         for row in event_rows(full_history(connection.stepfunctions(), execution_arn)):
             table.add_row(str(row.event_id), _clock(row.timestamp), _seconds(row.elapsed), row.event_type,
-                          row.state or "", row.detail or "")
+                          escape(row.state or ""), escape(row.detail or ""))
         out.print(table)
 
 
@@ -315,7 +318,7 @@ def teardown(
 def _answer(pipeline_id: str, approved: bool, comment: str | None, connection: Connection) -> None:
     with _exit_codes(connection):
         connection.api.answer_approval(pipeline_id, approved=approved, comment=comment)
-    out.print(f"{'approved' if approved else 'rejected'}: [bold]{pipeline_id}[/]")
+    out.print(f"{'approved' if approved else 'rejected'}: [bold]{escape(pipeline_id)}[/]")
 
 
 @app.command()

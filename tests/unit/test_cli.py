@@ -181,7 +181,7 @@ def test_status_lists_pipelines_and_shows_one(local_api, moto_endpoint):
     registered_active(SPEC)
     registered_active({**SPEC, "pipeline_id": "invoices"})
     registry.mark("invoices", "FAILED", current_step="CreateSlot", error="SlotBlockedByLongTransaction",
-                  cause="transaction 812 is open")
+                  cause="transaction 812 is open [/] [red]")  # printed as written, not as markup
 
     code, listing = run(local_api, moto_endpoint, "status")
     assert code == 0, listing
@@ -192,7 +192,8 @@ def test_status_lists_pipelines_and_shows_one(local_api, moto_endpoint):
 
     code, details = run(local_api, moto_endpoint, "status", "invoices")
     assert code == 0, details
-    assert "CreateSlot" in details and "SlotBlockedByLongTransaction" in details
+    assert "CreateSlot" in details
+    assert "SlotBlockedByLongTransaction: transaction 812 is open [/] [red]" in details
 
 
 def test_status_of_an_unknown_pipeline_exits_2_naming_it(local_api, moto_endpoint):
