@@ -21,3 +21,12 @@ class DefinitionInvalid(Exception):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("; ".join(problems))
         self.problems = problems
+
+
+class ServiceError(Exception):
+    """A Step Functions API error; `code` is the name AWS returns in `__type` (e.g. `ExecutionDoesNotExist`)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
