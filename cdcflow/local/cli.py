@@ -1,0 +1,86 @@
+"""`cdcflow local up|down|status|fetch`."""
+
+import sys
+from collections.abc import Callable
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cdcflow.local import stack
+from cdcflow.local.config import StackConfig, config_from_env
+from cdcflow.local.errors import LocalStackError
+
+app = typer.Typer(no_args_is_help=True)
+console = Console()
+T = TypeVar("T")
+
+
+def _config() -> StackConfig:
+    try:
+        return config_from_env()
+    except ValueError as error:
+        _fail(str(error))
+
+
+def _fail(message: str) -> None:
+    Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def _run(action: Callable[[], T]) -> T:
+    try:
+        return action()
+    except LocalStackError as error:
+        _fail(str(error))
+
+
+def _progress(message: str) -> None:
+    console.print(message, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def up() -> None:
+    """Start PostgreSQL, Kafka, Kafka Connect, DynamoDB Local and moto; wait until each is ready."""
+    config = _config()
+    local = _run(lambda: stack.up(config, progress=_progress))
+    endpoints = local.endpoints
+    console.print(
+        f"postgres   {endpoints.postgres.host}:{endpoints.postgres.port} "
+        f"(user {endpoints.postgres.admin_user}, databases {endpoints.postgres.source_database}, "
+        f"{endpoints.postgres.sink_database})",
+        highlight=False,
+    )
+    console.print(f"kafka      {endpoints.kafka.bootstrap_servers}", highlight=False)
+    console.print(f"connect    {endpoints.connect.url}", highlight=False)
+    console.print(f"dynamodb   {endpoints.dynamodb.url}", highlight=False)
+    console.print(f"aws (moto) {endpoints.aws.url}", highlight=False)
+
+
+@app.command()
+def down(purge: Annotated[bool, typer.Option(help="Also delete data and logs (jars stay cached).")] = False) -> None:
+    """Stop every service of the local stack."""
+    config = _config()
+    _run(lambda: stack.down(config, purge=purge, progress=_progress))
+
+
+@app.command()
+def status() -> None:
+    """Show each service, its ports, pid and health."""
+    config = _config()
+    table = Table("service", "ports", "pid", "health", "log")
+    statuses = _run(lambda: stack.status(config))
+    for service in statuses:
+        health = {"up": "[green]up[/green]", "down": "[red]down[/red]"}.get(
+            service.state, f"[yellow]{service.state}: {service.detail}[/yellow]"
+        )
+        ports = ", ".join(str(port) for port in service.listeners.values())
+        table.add_row(service.name, ports, str(service.pid or "-"), health, str(service.log_path))
+    console.print(table)
+    if any(service.state != "up" for service in statuses):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    app()

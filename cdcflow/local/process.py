@@ -1,0 +1,154 @@
+"""Background processes of the local stack: start, recognise, stop, measure.
+
+A service's pid file holds its pid and its start time in clock ticks since boot,
+so a pid reused by an unrelated process after a reboot or crash is never taken
+for the service (and never signalled).
+"""
+
+import errno
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+# Children of this process are kept here so they can be reaped when they exit:
+# a dead child that is never waited for stays a zombie and would look alive.
+_children: dict[int, subprocess.Popen] = {}
+
+
+@dataclass(frozen=True)
+class ProcessRecord:
+    pid: int
+    start_ticks: int
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # The command name (field 2) may contain spaces and parentheses: split after its last ')'.
+    return text[text.rindex(")") + 2 :].split()
+
+
+def _start_ticks(pid: int) -> int | None:
+    stat = _proc_stat(pid)
+    return int(stat[19]) if stat else None
+
+
+def spawn(
+    argv: Sequence[str],
+    *,
+    log_path: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    user: str | None = None,
+) -> ProcessRecord:
+    """Start `argv` in its own session with stdout and stderr appended to `log_path`.
+
+    The process outlives the caller and ignores the caller's terminal signals.
+    Does not block.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        child = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            user=user,
+            group=user,
+            extra_groups=[] if user else None,
+            start_new_session=True,
+        )
+    _children[child.pid] = child
+    ticks = _start_ticks(child.pid)
+    return ProcessRecord(child.pid, ticks if ticks is not None else -1)
+
+
+def is_running(record: ProcessRecord) -> bool:
+    """Whether the recorded process is still alive (not exited, not a zombie, not a reused pid)."""
+    child = _children.get(record.pid)
+    if child is not None and child.poll() is not None:
+        del _children[record.pid]
+        return False
+    stat = _proc_stat(record.pid)
+    return stat is not None and stat[0] != "Z" and int(stat[19]) == record.start_ticks
+
+
+def exit_code(record: ProcessRecord) -> int | None:
+    """The exit status of a child started by this process, if it has exited."""
+    child = _children.get(record.pid)
+    return child.poll() if child is not None else None
+
+
+def write_record(path: Path, record: ProcessRecord) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"pid": record.pid, "start_ticks": record.start_ticks}))
+    tmp.replace(path)
+
+
+def read_record(path: Path) -> ProcessRecord | None:
+    """The record in a pid file, or None when there is none or it is unreadable."""
+    try:
+        data = json.loads(path.read_text())
+        return ProcessRecord(int(data["pid"]), int(data["start_ticks"]))
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return None
+
+
+def stop(record: ProcessRecord, *, stop_signal: int = signal.SIGTERM, grace_seconds: float = 30.0) -> None:
+    """Stop the process with `stop_signal`, then SIGKILL its whole session after the grace period.
+
+    Blocks until it is gone. A process that is already gone is fine.
+    """
+    if not is_running(record):
+        return
+    try:
+        os.kill(record.pid, stop_signal)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace_seconds
+    while time.monotonic() < deadline:
+        if not is_running(record):
+            return
+        time.sleep(0.1)
+    try:
+        # The session id is the pid (start_new_session): this also ends any children it left.
+        os.killpg(record.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    while is_running(record):
+        time.sleep(0.05)
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """Whether nothing listens on host:port (a listener on 0.0.0.0 counts as taken)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                return False
+            raise
+    return True
+
+
+def resident_memory_bytes(pid: int) -> int | None:
+    """The resident set size of a process, or None when it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except FileNotFoundError:
+        return None
+    return None

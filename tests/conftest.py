@@ -1,0 +1,21 @@
+"""Session fixtures shared by every test folder."""
+
+from collections.abc import Iterator
+
+import pytest
+
+import cdcflow.local
+from cdcflow.local.config import Endpoints
+
+
+@pytest.fixture(scope="session")
+def local_stack() -> Iterator[Endpoints]:
+    """The endpoints of the local stack, started (and waited for) if it is not running.
+
+    At the end of the session it stops only the services this session started,
+    so a stack someone brought up by hand keeps running.
+    """
+    stack = cdcflow.local.up(progress=print)
+    yield stack.endpoints
+    if stack.started:
+        cdcflow.local.down(only=stack.started)

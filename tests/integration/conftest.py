@@ -1,0 +1,10 @@
+"""Every test in tests/integration is marked `integration`."""
+
+import pytest
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    folder = config.rootpath / "tests" / "integration"
+    for item in items:
+        if item.path.is_relative_to(folder):
+            item.add_marker(pytest.mark.integration)
