@@ -5,8 +5,6 @@ import pytest
 from localsfn.choice import OPERATORS, choose, matches, rule_problems
 from localsfn.errors import StatesError
 
-pytestmark = pytest.mark.unit
-
 DATA = {
     "s": "m",
     "n": 5,

@@ -9,8 +9,6 @@ import pytest
 from localsfn.errors import StatesError
 from localsfn.intrinsics import evaluate, expression_problem, is_intrinsic
 
-pytestmark = pytest.mark.unit
-
 DATA = {
     "name": "Arnav",
     "template": "Hello, my name is {}.",

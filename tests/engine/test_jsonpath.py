@@ -5,8 +5,6 @@ import pytest
 from localsfn.errors import StatesError
 from localsfn.jsonpath import is_reference_path, path_exists, path_problem, read_path, write_result
 
-pytestmark = pytest.mark.unit
-
 STORE = {
     "store": {
         "book": [

@@ -5,8 +5,6 @@ import pytest
 from localsfn.errors import StatesError
 from localsfn.payload import render
 
-pytestmark = pytest.mark.unit
-
 DATA = {"spec": {"pipeline_id": "orders", "tables": ["public.orders"]}, "n": 3}
 CONTEXT = {"Execution": {"Id": "arn:aws:states:local:000000000000:execution:Provision:run-1"}, "State": {"Name": "CreateSlot"}}
 

@@ -19,7 +19,8 @@ import pytest
 from .harness import Case, Outcome, load_cases, run_on_localsfn, run_on_moto
 from .tasks import make_functions
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+# tests/engine/conftest.py marks these `unit`; both engines run in-process, about a minute in all.
+pytestmark = pytest.mark.slow
 
 CASES = load_cases()
 AGREEING = [case for case in CASES if case.moto_diverges is None]
