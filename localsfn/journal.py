@@ -205,6 +205,12 @@ class Journal:
         cursor = self._reader().execute("SELECT arn, name, definition, role_arn, created, updated FROM state_machines ORDER BY created, name")
         return [dict(zip(("arn", "name", "definition", "role_arn", "created", "updated"), row)) for row in cursor]
 
+    def state_machine(self, arn: str) -> dict | None:
+        row = self._reader().execute(
+            "SELECT arn, name, definition, role_arn, created, updated FROM state_machines WHERE arn = ?", (arn,)
+        ).fetchone()
+        return dict(zip(("arn", "name", "definition", "role_arn", "created", "updated"), row)) if row else None
+
     def execution(self, arn: str) -> dict | None:
         cursor = self._reader().execute(f"SELECT {_EXECUTION_COLUMNS} FROM executions WHERE arn = ?", (arn,))
         row = cursor.fetchone()

@@ -86,8 +86,17 @@ def _machine_problems(machine: Any, where: str) -> list[str]:
         problems += _state_problems(name, state, states, f"{prefix}State '{name}'")
     if isinstance(start, str) and start in states:
         unreachable = set(states) - _reachable(start, states)
-        problems += [f"{prefix}State '{name}' is not reachable from StartAt" for name in sorted(unreachable)]
+        problems += [
+            f"{prefix}State '{name}': MISSING_TRANSITION_TARGET: State \"{name}\" is not reachable from StartAt"
+            for name in sorted(unreachable)
+        ]
+    if not any(_is_terminal(state) for state in states.values()):
+        problems.append(f"{prefix}MISSING_END_STATE: no terminal state (End: true, Succeed or Fail)".strip())
     return problems
+
+
+def _is_terminal(state: Any) -> bool:
+    return isinstance(state, dict) and (state.get("End") is True or state.get("Type") in ("Succeed", "Fail"))
 
 
 def _reachable(start: str, states: dict) -> set[str]:
@@ -146,7 +155,7 @@ def _flow_problems(kind: str, state: dict, states: dict, where: str) -> list[str
     if not has_next and not end:
         return [f"{where}: needs Next (a state name) or \"End\": true"]
     if has_next and state["Next"] not in states:
-        return [f"{where}: Next names {json.dumps(state['Next'])}, which is not a state here"]
+        return [f"{where}: MISSING_TRANSITION_TARGET: Next names {json.dumps(state['Next'])}, which is not a state here"]
     return []
 
 
@@ -236,10 +245,10 @@ def _choice_problems(state: dict, states: dict, where: str) -> list[str]:
         problems += rule_problems(rule, f"{where} Choices[{index}]")
         target = rule.get("Next") if isinstance(rule, dict) else None
         if isinstance(target, str) and target not in states:
-            problems.append(f"{where} Choices[{index}]: Next names '{target}', which is not a state here")
+            problems.append(f"{where} Choices[{index}]: MISSING_TRANSITION_TARGET: Next names '{target}', which is not a state here")
     default = state.get("Default")
     if "Default" in state and default not in states:
-        problems.append(f"{where}: Default names {json.dumps(default)}, which is not a state here")
+        problems.append(f"{where}: MISSING_TRANSITION_TARGET: Default names {json.dumps(default)}, which is not a state here")
     return problems
 
 
@@ -326,7 +335,7 @@ def _catch_problems(catchers: Any, states: dict, where: str) -> list[str]:
         if not isinstance(target, str):
             problems.append(f"{at}: Next is missing (the state to go to)")
         elif target not in states:
-            problems.append(f"{at}: Next names '{target}', which is not a state here")
+            problems.append(f"{at}: MISSING_TRANSITION_TARGET: Next names '{target}', which is not a state here")
         result_path = catcher.get("ResultPath", "$")
         if result_path is not None and not is_reference_path(result_path):
             problems.append(f"{at}: ResultPath {json.dumps(result_path)} must be a reference path")
