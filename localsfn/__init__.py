@@ -11,5 +11,6 @@ and serves the Step Functions API on localhost for boto3 and the AWS CLI.
 from localsfn.clock import SystemClock, VirtualClock
 from localsfn.engine import Engine
 from localsfn.errors import DefinitionInvalid, ServiceError, StatesError
+from localsfn.server import LocalServer, serve
 
-__all__ = ["Engine", "VirtualClock", "SystemClock", "DefinitionInvalid", "ServiceError", "StatesError"]
+__all__ = ["Engine", "VirtualClock", "SystemClock", "serve", "LocalServer", "DefinitionInvalid", "ServiceError", "StatesError"]
