@@ -8,8 +8,6 @@ from lambdas.reconcile_orphans import expected_names, find_orphans, pipeline_id_
 from lambdas.registry import PipelineStatus
 from lambdas.spec import parse_spec
 
-pytestmark = pytest.mark.unit
-
 
 def spec(pipeline_id: str, database: str = "shop", connect: str = "http://connect:8083", prefix: str = "cdcflow"):
     return parse_spec({

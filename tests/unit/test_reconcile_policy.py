@@ -20,8 +20,6 @@ from lambdas.reconcile_policy import (
 )
 from lambdas.registry import PipelineStatus
 
-pytestmark = pytest.mark.unit
-
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 SETTINGS = ReconcileSettings(lag_threshold_bytes=1000, degrade_after_failed_sweeps=3, degrade_after_restarts=4)
 RUNNING = [ConnectorObservation("cdcflow-orders-source", "RUNNING"), ConnectorObservation("cdcflow-orders-sink", "RUNNING")]

@@ -17,8 +17,6 @@ from lambdas.reconcile_report import (
 )
 from lambdas.registry import PipelineStatus
 
-pytestmark = pytest.mark.unit
-
 
 def sample_report() -> ReconcileReport:
     restarted = PipelineReport(

@@ -14,8 +14,6 @@ from lambdas.reconcile_state import DEGRADED_ERROR, read_health_records, save_as
 from lambdas.registry import PipelineStatus
 from lambdas.spec import parse_spec
 
-pytestmark = pytest.mark.unit
-
 REGISTRY = "cdcflow-registry"
 EXECUTION = "arn:aws:states:us-east-1:000000000000:execution:provision:orders-1"
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)

@@ -1,0 +1,207 @@
+"""The sweep and its Lambda handler with the registry and secrets on moto, and dependencies that do not answer.
+
+The healthy paths (restarts, re-alignment, lag, orphans in PostgreSQL and
+Kafka) run against the real local stack in tests/integration/test_reconcile.py.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from lambdas import aws, local_tables, reconcile, registry
+from lambdas.common.observability import logger
+from lambdas.errors import KafkaUnavailable
+from lambdas.reconcile_policy import ReconcileSettingsInvalid
+from lambdas.registry import PipelineStatus
+from lambdas.spec import parse_spec
+
+REGISTRY = "cdcflow-registry"
+
+
+def closed_port() -> int:
+    """A local TCP port nothing listens on (connections to it are refused at once)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+DB_PORT = closed_port()
+CONNECT_URL = f"http://127.0.0.1:{closed_port()}"
+
+
+def spec(pipeline_id: str):
+    return parse_spec({
+        "pipeline_id": pipeline_id,
+        "owner": "team-x",
+        "source": {"host": "127.0.0.1", "port": DB_PORT, "database": "shop", "admin_secret": "shop/admin",
+                   "tables": ["public.orders"]},
+        "kafka": {"bootstrap_servers": "127.0.0.1:1"},
+        "connect": {"url": CONNECT_URL},
+        "sink": {"type": "jdbc", "host": "sink", "port": 5432, "database": "dw", "secret": "dw/writer"},
+    })
+
+
+@pytest.fixture
+def aws_mocks(monkeypatch):
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("REGISTRY_TABLE", REGISTRY)
+    aws.reset_clients()
+    with mock_aws():
+        local_tables.ensure_tables(boto3.client("dynamodb"), REGISTRY, "cdcflow-idempotency")
+        secrets = boto3.client("secretsmanager")
+        secrets.create_secret(Name="shop/admin", SecretString=json.dumps({"username": "admin", "password": "admin-pw-1"}))
+        yield secrets
+    aws.reset_clients()
+
+
+@pytest.fixture
+def kafka_down(monkeypatch):
+    # kafka-python waits out its bootstrap timeout before it gives up on a refused port; the sweep only sees the error.
+    def unavailable(bootstrap_servers: str) -> list[str]:
+        raise KafkaUnavailable(f"Kafka at {bootstrap_servers} did not answer within 10 s: KafkaTimeoutError")
+
+    monkeypatch.setattr(reconcile, "list_topics", unavailable)
+
+
+def provisioned(pipeline_id: str, status: PipelineStatus) -> registry.RegistryEntry:
+    registry.register(spec(pipeline_id), f"arn:aws:states:us-east-1:0:execution:provision:{pipeline_id}")
+    if status is not PipelineStatus.PROVISIONING:
+        registry.mark(pipeline_id, status)
+    return registry.get(pipeline_id)
+
+
+def test_unreachable_source_and_connect_are_reported_and_statuses_are_kept(aws_mocks, kafka_down):
+    provisioned("orders", PipelineStatus.ACTIVE)
+    provisioned("payments", PipelineStatus.DEGRADED)
+
+    report = reconcile.reconcile()
+
+    assert {(e.target, e.location, e.pipelines) for e in report.errors} == {
+        ("source", f"127.0.0.1:{DB_PORT}/shop", ("orders", "payments")),
+        ("connect", CONNECT_URL, ("orders", "payments")),
+        ("kafka", "127.0.0.1:1", ("orders", "payments")),
+    }
+    assert [e.error.split(":")[0] for e in sorted(report.errors, key=lambda e: e.target)] == [
+        "ConnectUnavailable", "KafkaUnavailable", "DatabaseUnavailable",
+    ]
+    assert [(p.pipeline_id, p.status) for p in report.pipelines] == [
+        ("orders", PipelineStatus.ACTIVE), ("payments", PipelineStatus.DEGRADED),
+    ]
+    assert all(len(p.errors) == 3 and p.restarted == [] for p in report.pipelines)
+    assert registry.get("orders").status is PipelineStatus.ACTIVE
+    assert registry.get("payments").status is PipelineStatus.DEGRADED
+    assert "admin-pw-1" not in json.dumps(report.to_dict())
+
+
+def test_orphaned_secrets_are_reported_and_deleted_only_with_repair(aws_mocks, kafka_down):
+    provisioned("orders", PipelineStatus.ACTIVE)
+    provisioned("gone", PipelineStatus.DELETED)
+    for pipeline_id in ("orders", "gone", "stray"):
+        aws_mocks.create_secret(Name=f"cdcflow/{pipeline_id}/replication", SecretString="{}")
+    aws_mocks.create_secret(Name="cdcflow/shared/admin", SecretString="{}")  # not a shape cdcflow generates
+
+    report = reconcile.reconcile(repair=False)
+    assert [(o.name, o.reason, o.deleted) for o in report.orphans] == [
+        ("cdcflow/gone/replication", "pipeline 'gone' is DELETED", False),
+        ("cdcflow/stray/replication", "pipeline 'stray' has no registry entry", False),
+    ]
+    assert len(aws_mocks.list_secrets()["SecretList"]) == 5
+
+    report = reconcile.reconcile(repair=True)
+    assert [(o.name, o.deleted, o.error) for o in report.orphans] == [
+        ("cdcflow/gone/replication", True, None), ("cdcflow/stray/replication", True, None),
+    ]
+    assert report.repairs_done == 2
+    remaining = sorted(s["Name"] for s in aws_mocks.list_secrets()["SecretList"])
+    assert remaining == ["cdcflow/orders/replication", "cdcflow/shared/admin", "shop/admin"]
+    assert reconcile.reconcile(repair=True).orphans == []
+
+
+def test_an_orphan_whose_pipeline_is_registered_during_the_sweep_is_kept(aws_mocks, kafka_down, monkeypatch):
+    aws_mocks.create_secret(Name="cdcflow/late/replication", SecretString="{}")
+    listed = reconcile._registered_entries
+
+    def register_right_after_listing():
+        entries = listed()
+        provisioned("late", PipelineStatus.PROVISIONING)  # a provisioning that starts mid-sweep
+        return entries
+
+    monkeypatch.setattr(reconcile, "_registered_entries", register_right_after_listing)
+    report = reconcile.reconcile(repair=True)
+    assert report.orphans == []
+    assert aws_mocks.describe_secret(SecretId="cdcflow/late/replication")["Name"] == "cdcflow/late/replication"
+
+
+def test_entries_stuck_in_flight_are_reported(aws_mocks, kafka_down):
+    provisioned("slow", PipelineStatus.PROVISIONING)
+    provisioned("leaving", PipelineStatus.DELETING)
+    provisioned("done", PipelineStatus.ACTIVE)
+    later = datetime.now(UTC) + timedelta(minutes=90)
+    report = reconcile.reconcile(now=later)
+    assert [(s.pipeline_id, s.status) for s in report.stuck] == [
+        ("leaving", PipelineStatus.DELETING), ("slow", PipelineStatus.PROVISIONING),
+    ]
+    assert all(s.minutes_since_update in (89, 90) for s in report.stuck)
+    assert reconcile.reconcile().stuck == []
+    assert report.status_counts == {"PROVISIONING": 1, "DELETING": 1, "ACTIVE": 1, "DEGRADED": 0}
+
+
+def test_the_registry_is_read_across_pages(aws_mocks, kafka_down, monkeypatch):
+    monkeypatch.setattr(reconcile, "REGISTRY_PAGE_SIZE", 2)
+    for index in range(5):
+        provisioned(f"pipe_{index}", PipelineStatus.ACTIVE)
+    report = reconcile.reconcile()
+    assert report.registered == 5
+    assert [p.pipeline_id for p in report.pipelines] == [f"pipe_{index}" for index in range(5)]
+
+
+@pytest.fixture
+def log_buffer():
+    buffer = io.StringIO()
+    previous = logger.registered_handler.setStream(buffer)
+    yield buffer
+    logger.registered_handler.setStream(previous)
+
+
+def test_handler_reads_repair_from_the_event_and_returns_the_report(aws_mocks, kafka_down, log_buffer, capsys):
+    provisioned("gone", PipelineStatus.DELETED)
+    aws_mocks.create_secret(Name="cdcflow/gone/replication", SecretString="{}")
+    scheduled = {"version": "0", "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}
+
+    document = reconcile.handler(scheduled, None)
+    assert document["repair"] is False
+    assert document["summary"]["orphans_found"] == 1 and document["orphans"][0]["deleted"] is False
+    json.dumps(document)
+    logged = [json.loads(line) for line in log_buffer.getvalue().splitlines()]
+    assert [line["message"] for line in logged] == ["Reconciliation finished"]  # one line per run
+    assert logged[0]["reconcile_report"]["summary"] == document["summary"]
+    assert any('"OrphansFound"' in line for line in capsys.readouterr().out.splitlines())
+
+    document = reconcile.handler({"repair": True}, None)
+    assert document["repair"] is True and document["orphans"][0]["deleted"] is True
+
+
+@pytest.mark.parametrize("event", [{"repair": "yes"}, {"repair": 1}, {"repair": None}])
+def test_handler_rejects_a_repair_flag_that_is_not_a_boolean(aws_mocks, event):
+    with pytest.raises(ValueError, match="repair: must be true or false"):
+        reconcile.handler(event, None)
+
+
+def test_handler_rejects_bad_settings_before_touching_anything(aws_mocks, monkeypatch):
+    monkeypatch.setenv("RECONCILE_LAG_THRESHOLD_BYTES", "lots")
+    provisioned("gone", PipelineStatus.DELETED)
+    aws_mocks.create_secret(Name="cdcflow/gone/replication", SecretString="{}")
+    with pytest.raises(ReconcileSettingsInvalid, match="RECONCILE_LAG_THRESHOLD_BYTES must be an integer"):
+        reconcile.handler({"repair": True}, None)
+    assert aws_mocks.describe_secret(SecretId="cdcflow/gone/replication")
