@@ -24,7 +24,7 @@ bounded by its client's timeout.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -105,13 +105,16 @@ def reconcile(
     repair: bool = False,
     now: datetime | None = None,
     settings: ReconcileSettings | None = None,
+    repair_only: Collection[str] | None = None,
 ) -> ReconcileReport:
     """Run one sweep over every registered pipeline; return its report.
 
     Connectors and tasks found FAILED are restarted and publications
-    re-aligned on every run; orphans are only deleted with `repair=True`.
-    `now` is the sweep's clock (defaults to the current time). Raises only when
-    the registry itself cannot be read; every other failure is in the report.
+    re-aligned on every run; orphans are only deleted with `repair=True`, and
+    with `repair_only` only the orphans of those pipeline ids (so an operator
+    can repair what they reviewed, and nothing else). `now` is the sweep's
+    clock (defaults to the current time). Raises only when the registry itself
+    cannot be read; every other failure is in the report.
     """
     settings = settings or ReconcileSettings()
     now = now or datetime.now(UTC)
@@ -135,8 +138,9 @@ def reconcile(
     statuses_by_id = {entry.pipeline_id: entry.status for entry in entries}
     orphans = _find_orphans(inventories, statuses, topics, replication_secrets, live_specs, statuses_by_id)
     report.orphans = _still_orphaned(orphans)
-    if repair and report.orphans:
-        report.orphans = _delete_orphans(report.orphans, pipelines, report)
+    if repair:
+        chosen = [o for o in report.orphans if repair_only is None or o.pipeline_id in repair_only]
+        report.orphans = _delete_orphans(report.orphans, chosen, pipelines)
 
     report.stuck = _stuck(entries, now, settings)
     final_status = {p.pipeline_id: p.status for p in report.pipelines}
@@ -148,16 +152,18 @@ def reconcile(
 def handler(event: Any, context: Any) -> dict[str, Any]:
     """The Lambda entry point: `{"repair": true}` deletes orphans; any other event (EventBridge's own) only reports.
 
-    Logs the report once, emits its metrics, and returns it as JSON. Raises
-    ValueError for a `repair` that is not a boolean and
-    `ReconcileSettingsInvalid` for a bad `RECONCILE_*` variable, before
-    anything is touched.
+    `{"repair": true, "pipelines": ["orders"]}` deletes only the orphans of
+    the named pipeline ids. Logs the report once, emits its metrics, and
+    returns it as JSON. Raises ValueError for a `repair` that is not a boolean
+    or `pipelines` that is not a list of ids, and `ReconcileSettingsInvalid`
+    for a bad `RECONCILE_*` variable, before anything is touched.
     """
     install_root_filter()
     repair = _repair_requested(event)
+    repair_only = _repair_scope(event)
     settings = ReconcileSettings.from_env()
     with invocation_log_keys(context, step="Reconcile"):
-        report = reconcile(repair=repair, settings=settings)
+        report = reconcile(repair=repair, settings=settings, repair_only=repair_only)
         document = report.to_dict()
         # CloudWatch Logs caps an event at 256 KB: the log line leaves out the healthy, unchanged pipelines.
         logger.info("Reconciliation finished", extra={"reconcile_report": _loggable(document)})
@@ -171,6 +177,15 @@ def _repair_requested(event: Any) -> bool:
     if not isinstance(event["repair"], bool):
         raise ValueError(f"repair: must be true or false, got {event['repair']!r}")
     return event["repair"]
+
+
+def _repair_scope(event: Any) -> frozenset[str] | None:
+    if not isinstance(event, dict) or "pipelines" not in event:
+        return None
+    pipelines = event["pipelines"]
+    if not isinstance(pipelines, list) or not all(isinstance(p, str) and p for p in pipelines):
+        raise ValueError(f"pipelines: must be a list of pipeline ids, got {pipelines!r}")
+    return frozenset(pipelines)
 
 
 def _loggable(document: dict[str, Any]) -> dict[str, Any]:
@@ -387,18 +402,18 @@ def _still_orphaned(orphans: list[Orphan]) -> list[Orphan]:
     return kept
 
 
-def _delete_orphans(orphans: list[Orphan], pipelines: list[_Pipeline], report: ReconcileReport) -> list[Orphan]:
-    """Delete every orphan with the matching compensation; returns them marked deleted or with their error."""
+def _delete_orphans(orphans: list[Orphan], chosen: list[Orphan], pipelines: list[_Pipeline]) -> list[Orphan]:
+    """Delete the `chosen` orphans with the matching compensations; returns `orphans`, those marked deleted or with their error."""
     outcomes: dict[tuple[str, str, str], Orphan] = {}
     by_kind: dict[ResourceKind, list[Orphan]] = defaultdict(list)
-    for orphan in orphans:
+    for orphan in chosen:
         by_kind[orphan.kind].append(orphan)
     specs_by_location = _source_specs(pipelines)
     for kind in _REPAIR_ORDER:
         for location, group in _group(by_kind.get(kind, []), lambda orphan: orphan.location):
             for orphan in _delete_group(kind, location, group, specs_by_location):
                 outcomes[(orphan.kind, orphan.location, orphan.name)] = orphan
-    return [outcomes[(orphan.kind, orphan.location, orphan.name)] for orphan in orphans]
+    return [outcomes.get((orphan.kind, orphan.location, orphan.name), orphan) for orphan in orphans]
 
 
 def _delete_group(

@@ -205,3 +205,19 @@ def test_handler_rejects_bad_settings_before_touching_anything(aws_mocks, monkey
     with pytest.raises(ReconcileSettingsInvalid, match="RECONCILE_LAG_THRESHOLD_BYTES must be an integer"):
         reconcile.handler({"repair": True}, None)
     assert aws_mocks.describe_secret(SecretId="cdcflow/gone/replication")
+
+
+def test_repair_can_be_limited_to_named_pipelines(aws_mocks, kafka_down):
+    for pipeline_id in ("gone", "stray"):
+        aws_mocks.create_secret(Name=f"cdcflow/{pipeline_id}/replication", SecretString="{}")
+    document = reconcile.handler({"repair": True, "pipelines": ["stray"]}, None)
+    assert [(o["pipeline_id"], o["deleted"]) for o in document["orphans"]] == [("gone", False), ("stray", True)]
+    assert [s["Name"] for s in aws_mocks.list_secrets()["SecretList"] if s["Name"].startswith("cdcflow/")] == [
+        "cdcflow/gone/replication"
+    ]
+
+
+@pytest.mark.parametrize("pipelines", ["stray", [""], [1]])
+def test_handler_rejects_a_repair_scope_that_is_not_a_list_of_ids(aws_mocks, pipelines):
+    with pytest.raises(ValueError, match="pipelines: must be a list of pipeline ids"):
+        reconcile.handler({"repair": True, "pipelines": pipelines}, None)
