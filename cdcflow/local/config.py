@@ -17,6 +17,9 @@ LOOPBACK = "127.0.0.1"
 AWS_REGION = "us-east-1"
 SOURCE_ADMIN_SECRET = "cdcflow-local/source-admin"
 SINK_ADMIN_SECRET = "cdcflow-local/sink-admin"
+# Neither DynamoDB Local nor moto checks credentials, but DynamoDB Local accepts only letters and digits.
+DUMMY_ACCESS_KEY_ID = "cdcflowlocal"
+DUMMY_SECRET_ACCESS_KEY = "cdcflowlocal"
 
 
 @dataclass(frozen=True)
@@ -156,7 +159,7 @@ def aws_environment(endpoints: Endpoints) -> dict[str, str]:
 
     boto3 reads the service-specific `AWS_ENDPOINT_URL_<SERVICE>` variables itself, so a
     process started with these talks to DynamoDB Local and moto without code changes.
-    The credentials are dummies: neither server checks them.
+    The credentials are dummies.
     """
     return {
         "AWS_ENDPOINT_URL_DYNAMODB": endpoints.dynamodb.url,
@@ -164,6 +167,6 @@ def aws_environment(endpoints: Endpoints) -> dict[str, str]:
         "AWS_ENDPOINT_URL_RDS": endpoints.aws.url,
         "AWS_ENDPOINT_URL_CLOUDWATCH": endpoints.aws.url,
         "AWS_DEFAULT_REGION": endpoints.aws.region,
-        "AWS_ACCESS_KEY_ID": "cdcflow-local",
-        "AWS_SECRET_ACCESS_KEY": "cdcflow-local",
+        "AWS_ACCESS_KEY_ID": DUMMY_ACCESS_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": DUMMY_SECRET_ACCESS_KEY,
     }

@@ -20,6 +20,9 @@ from pathlib import Path
 # a dead child that is never waited for stays a zombie and would look alive.
 _children: dict[int, subprocess.Popen] = {}
 
+# A log larger than this is moved aside (one generation kept) when its service starts again.
+ROTATE_LOG_BYTES = 64 * 1024 * 1024
+
 
 @dataclass(frozen=True)
 class ProcessRecord:
@@ -55,6 +58,8 @@ def spawn(
     Does not block.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    if log_path.exists() and log_path.stat().st_size > ROTATE_LOG_BYTES:
+        log_path.replace(log_path.with_name(log_path.name + ".1"))
     with log_path.open("ab") as log:
         child = subprocess.Popen(
             list(argv),

@@ -29,3 +29,5 @@ class Service:
     after_ready: Callable[[StackConfig], None] | None = field(default=None)
     # Services that must be ready before this one starts.
     needs: tuple[str, ...] = ()
+    # Runs from the jars that cdcflow.local.fetch resolves.
+    needs_jars: bool = False

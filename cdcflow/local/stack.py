@@ -13,14 +13,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from cdcflow.local import postgres, process
+from cdcflow.local import connect, dynamodb, fetch, kafka, moto_server, postgres, process
 from cdcflow.local.config import LOOPBACK, Endpoints, StackConfig, config_from_env, endpoints_for
 from cdcflow.local.errors import PortTaken, ServiceFailed
 from cdcflow.local.service import Service
 
 Progress = Callable[[str], None]
 
-SERVICES: tuple[Service, ...] = (postgres.SERVICE,)
+SERVICES: tuple[Service, ...] = (
+    postgres.SERVICE,
+    kafka.SERVICE,
+    dynamodb.SERVICE,
+    moto_server.SERVICE,
+    connect.SERVICE,
+)
 
 PROBE_PAUSE_SECONDS = 0.5
 PROGRESS_EVERY_SECONDS = 5.0
@@ -149,6 +155,8 @@ def up(config: StackConfig | None = None, progress: Progress = _quiet) -> LocalS
         to_start = [service for service in SERVICES if records[service.name] is None]
         for service in to_start:
             _check_ports_free(config, service)
+        if any(service.needs_jars for service in to_start):
+            fetch.ensure_jars(config, progress)
         started: list[Service] = []
         try:
             ready: set[str] = set()
