@@ -12,7 +12,6 @@ from lambdas.connect.client import ConnectClient
 from lambdas.connect.errors import ConnectorConfigInvalid, ConnectorNotFound, ConnectRequestRejected
 from lambdas.errors import ConnectUnavailable
 
-pytestmark = pytest.mark.unit
 
 PASSWORD = "Sup3r-secret"
 

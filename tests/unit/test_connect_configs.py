@@ -9,7 +9,6 @@ from lambdas.connect.sink_config import jdbc_sink_config, opensearch_sink_config
 from lambdas.connect.source_config import debezium_source_config
 from lambdas.spec import parse_spec
 
-pytestmark = pytest.mark.unit
 
 REPLICATION_PASSWORD = "repl-Pa55word!"
 SINK_PASSWORD = "sink-Pa55word!"

@@ -9,7 +9,6 @@ from lambdas.connect.redaction import MASK, redact
 from lambdas.connect.traces import MAX_SUMMARY_CHARS, summarise_trace
 from lambdas.errors import ConnectUnavailable
 
-pytestmark = pytest.mark.unit
 
 PASSWORD = "Sup3r-secret"
 

@@ -8,7 +8,6 @@ from lambdas.errors import KafkaUnavailable
 from lambdas.kafka_topics import desired_topic_configs, ensure_topics, pipeline_topics
 from lambdas.spec import parse_spec
 
-pytestmark = pytest.mark.unit
 
 
 def make_spec(bootstrap_servers="k1:9092"):
