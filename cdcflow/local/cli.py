@@ -8,7 +8,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cdcflow.local import stack
+from cdcflow.local import fetch, stack
+from cdcflow.local.smoke import SmokeFailed, run_smoke
 from cdcflow.local.config import StackConfig, config_from_env
 from cdcflow.local.errors import LocalStackError
 
@@ -80,6 +81,32 @@ def status() -> None:
     console.print(table)
     if any(service.state != "up" for service in statuses):
         sys.exit(1)
+
+
+@app.command("fetch")
+def fetch_jars(force: Annotated[bool, typer.Option(help="Fetch again even if the cached jars verify.")] = False) -> None:
+    """Resolve the Kafka, Connect, Debezium and DynamoDB Local jars with Maven (cached; a no-op when complete)."""
+    config = _config()
+    if force:
+        jars = _run(lambda: fetch.fetch(config, progress=_progress))
+    else:
+        jars = _run(lambda: fetch.ensure_jars(config, progress=_progress))
+    console.print(f"jars ready in {jars.root}", highlight=False)
+
+
+@app.command()
+def smoke() -> None:
+    """Start the stack if needed and run one CDC round trip through it, printing what arrived."""
+    config = _config()
+    local = _run(lambda: stack.up(config, progress=_progress))
+    try:
+        result = run_smoke(local.endpoints, progress=_progress)
+    except SmokeFailed as error:
+        _fail(str(error))
+    console.print(f"change events on {result.topic}:", highlight=False)
+    for event in result.events:
+        console.print(f"  {event.op}  before={event.before}  after={event.after}", highlight=False)
+    console.print(f"rows in the sink table {result.source_table}: {list(result.sink_rows)}", highlight=False)
 
 
 if __name__ == "__main__":
