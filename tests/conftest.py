@@ -12,10 +12,9 @@ from cdcflow.local.config import Endpoints
 def local_stack() -> Iterator[Endpoints]:
     """The endpoints of the local stack, started (and waited for) if it is not running.
 
-    At the end of the session it stops only the services this session started,
-    so a stack someone brought up by hand keeps running.
+    At the end of the session it stops only the services this session started, and
+    only when no other test session still uses them; a stack someone brought up by
+    hand keeps running.
     """
-    stack = cdcflow.local.up(progress=print)
-    yield stack.endpoints
-    if stack.started:
-        cdcflow.local.down(only=stack.started)
+    with cdcflow.local.use(progress=print) as stack:
+        yield stack.endpoints

@@ -8,7 +8,7 @@ Debezium, DynamoDB Local and a moto server, all on 127.0.0.1 with no Docker.
 
 from cdcflow.local.config import Endpoints, StackConfig, aws_environment, config_from_env
 from cdcflow.local.errors import LocalStackError
-from cdcflow.local.stack import LocalStack, ServiceStatus, down, status, up
+from cdcflow.local.stack import LocalStack, ServiceStatus, down, status, up, use
 
 __all__ = [
     "Endpoints",
@@ -21,4 +21,5 @@ __all__ = [
     "down",
     "status",
     "up",
+    "use",
 ]

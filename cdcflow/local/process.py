@@ -39,7 +39,8 @@ def _proc_stat(pid: int) -> list[str] | None:
     return text[text.rindex(")") + 2 :].split()
 
 
-def _start_ticks(pid: int) -> int | None:
+def start_ticks(pid: int) -> int | None:
+    """When the process started, in clock ticks since boot; None when it is gone."""
     stat = _proc_stat(pid)
     return int(stat[19]) if stat else None
 
@@ -74,7 +75,7 @@ def spawn(
             start_new_session=True,
         )
     _children[child.pid] = child
-    ticks = _start_ticks(child.pid)
+    ticks = start_ticks(child.pid)
     return ProcessRecord(child.pid, ticks if ticks is not None else -1)
 
 

@@ -6,6 +6,7 @@ starts nothing.
 """
 
 import fcntl
+import os
 import shutil
 import time
 from collections.abc import Callable, Collection, Iterator
@@ -212,17 +213,64 @@ def down(
     if only is not None and (unknown := set(only) - {service.name for service in SERVICES}):
         raise ValueError(f"unknown services: {', '.join(sorted(unknown))}")
     with _stack_lock(config, progress):
-        for service in reversed(SERVICES):
-            if only is not None and service.name not in only:
-                continue
-            if _stop_service(config, service):
-                progress(f"stopped {service.name}")
+        _stop_services(config, progress, only)
         if purge:
             for service in SERVICES:
                 shutil.rmtree(config.service_dir(service.name), ignore_errors=True)
             shutil.rmtree(config.logs_dir, ignore_errors=True)
             shutil.rmtree(config.state_dir / "secrets", ignore_errors=True)
             progress(f"removed the data under {config.state_dir} (jars kept)")
+
+
+def _stop_services(config: StackConfig, progress: Progress, only: Collection[str] | None) -> None:
+    for service in reversed(SERVICES):
+        if only is not None and service.name not in only:
+            continue
+        if _stop_service(config, service):
+            progress(f"stopped {service.name}")
+
+
+def _other_live_users(users_dir: Path, own: Path) -> list[Path]:
+    """Registrations of other processes that still run; stale ones are removed."""
+    live = []
+    for registration in users_dir.glob("*.pid"):
+        if registration == own:
+            continue
+        record = process.read_record(registration)
+        if record is not None and process.is_running(record):
+            live.append(registration)
+        else:
+            registration.unlink(missing_ok=True)
+    return live
+
+
+@contextmanager
+def use(config: StackConfig | None = None, progress: Progress = _quiet) -> Iterator[LocalStack]:
+    """`up`, and on exit stop the services this call started, unless another process still uses the stack.
+
+    Each user registers itself under the state folder for as long as it runs, so a
+    test session that started the stack does not stop it under another session that
+    is still running; the last one out leaves it running rather than disrupt anyone.
+    """
+    config = config or config_from_env()
+    users_dir = config.run_dir / "users"
+    users_dir.mkdir(parents=True, exist_ok=True)
+    own = users_dir / f"{os.getpid()}.pid"
+    ticks = process.start_ticks(os.getpid())
+    process.write_record(own, process.ProcessRecord(os.getpid(), ticks if ticks is not None else -1))
+    try:
+        local = up(config, progress)
+    except BaseException:
+        own.unlink(missing_ok=True)
+        raise
+    try:
+        yield local
+    finally:
+        own.unlink(missing_ok=True)
+        if local.started:
+            with _stack_lock(config, progress):
+                if not _other_live_users(users_dir, own):
+                    _stop_services(config, progress, local.started)
 
 
 def status(config: StackConfig | None = None) -> list[ServiceStatus]:
