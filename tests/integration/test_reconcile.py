@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import boto3
 import psycopg
 import pytest
+from kafka.admin import NewTopic
 from psycopg import sql
 
 from cdcflow.local.config import aws_environment
@@ -28,7 +29,7 @@ from lambdas.connect.credentials import DatabaseLogin
 from lambdas.connect.deploy import connector_readiness, delete_pipeline_connectors, put_connector
 from lambdas.connect.sink_config import jdbc_sink_config
 from lambdas.connect.source_config import debezium_source_config
-from lambdas.kafka_topics import delete_topics, ensure_topics
+from lambdas.kafka_topics import delete_topics, ensure_topics, kafka_admin, list_topics_with_prefix
 from lambdas.reconcile import reconcile
 from lambdas.reconcile_policy import ReconcileSettings
 from lambdas.reconcile_report import PipelineReport, ReconcileReport
@@ -280,23 +281,35 @@ def test_lag_is_flagged_while_the_connector_is_paused_and_clears_after_resume(pi
     assert registry.get(pipeline.spec.pipeline_id).last_error is None
 
 
-def test_a_slot_made_by_hand_is_an_orphan_dropped_only_on_repair(pipeline):
+def test_leftovers_made_by_hand_are_orphans_deleted_only_on_repair(pipeline):
     orphan_id = f"it_rc_orphan_{token_source.token_hex(3)}"
-    slot = f"cdcflow_{orphan_id}"
-    with pipeline.connect() as conn:
+    slot = publication = f"cdcflow_{orphan_id}"
+    topic = f"cdcflow.{orphan_id}.public.orders"
+    bootstrap = pipeline.spec.kafka.bootstrap_servers
+    with pipeline.connect() as conn, kafka_admin(bootstrap) as admin:
         conn.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (slot,))
+        conn.execute(sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(
+            sql.Identifier(publication), sql.Identifier(*pipeline.table.split("."))))
+        admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
         try:
             report = reconcile(repair=False)
-            [found] = [o for o in report.orphans if o.name == slot]
-            assert (found.kind, found.pipeline_id, found.deleted) == ("slot", orphan_id, False)
-            assert found.reason == f"pipeline {orphan_id!r} has no registry entry"
+            found = {(o.kind, o.name): o for o in report.orphans if o.pipeline_id == orphan_id}
+            assert set(found) == {("slot", slot), ("publication", publication), ("topic", topic)}
+            assert all(o.reason == f"pipeline {orphan_id!r} has no registry entry" and not o.deleted for o in found.values())
             assert conn.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (slot,)).fetchone()
+            assert topic in list_topics_with_prefix(bootstrap, topic)
 
             report = reconcile(repair=True, repair_only={orphan_id})
-            [dropped] = [o for o in report.orphans if o.name == slot]
-            assert (dropped.deleted, dropped.error) == (True, None)
-            assert not conn.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (slot,)).fetchone()
+            deleted = [(o.kind, o.deleted, o.error) for o in report.orphans if o.pipeline_id == orphan_id]
+            assert sorted(deleted) == [("publication", True, None), ("slot", True, None), ("topic", True, None)]
+            assert report.repairs_done == 3
             assert all(not o.deleted for o in report.orphans if o.pipeline_id != orphan_id)
+            assert not conn.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (slot,)).fetchone()
+            assert not conn.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (publication,)).fetchone()
+            wait_for("the topic to go", lambda: topic not in list_topics_with_prefix(bootstrap, topic))
         finally:
             conn.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s", (slot,))
+            conn.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(publication)))
+            if topic in list_topics_with_prefix(bootstrap, topic):
+                admin.delete_topics([topic])
     assert healthy(pipeline).status is PipelineStatus.ACTIVE
