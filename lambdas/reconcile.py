@@ -23,11 +23,12 @@ bounded by its client's timeout.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Collection, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import psycopg
@@ -121,6 +122,7 @@ def reconcile(
     """
     settings = settings or ReconcileSettings()
     now = now or datetime.now(UTC)
+    started = time.monotonic()
     report = ReconcileReport(started_at=now.isoformat(timespec="seconds"), repair=repair)
     entries = _registered_entries()
     report.registered = len(entries)
@@ -128,21 +130,24 @@ def reconcile(
     pipelines = _parse(entries, report)
 
     inventories = _sweep_sources(pipelines, report)
-    statuses = _sweep_connect(pipelines, report)
+    connectors = _sweep_connect(pipelines, report)
     topics = _sweep_kafka(pipelines, report)
     replication_secrets = _attempt(report, "secrets", "secretsmanager", [], secrets.list_cdcflow_secrets)
 
     reconciled = [pipeline for pipeline in pipelines if pipeline.report is not None]
+
+    def record(pipeline: _Pipeline) -> None:
+        _record(pipeline, health.get(pipeline.entry.pipeline_id, HealthRecord()), settings, now)
+
     # One conditional write per pipeline: written side by side, they cost a fraction of the sweep.
     with ThreadPoolExecutor(max_workers=RECORD_WORKERS) as pool:
-        list(pool.map(
-            lambda p: _record(p, health.get(p.entry.pipeline_id, HealthRecord()), settings, now), reconciled
-        ))
-    report.pipelines = [pipeline.report for pipeline in pipelines if pipeline.report is not None]
+        for _ in pool.map(record, reconciled):
+            pass
+    report.pipelines = [pipeline.report for pipeline in reconciled if pipeline.report is not None]
 
     live_specs = [pipeline.spec for pipeline in pipelines if pipeline.entry.status in LIVE_STATUSES]
     statuses_by_id = {entry.pipeline_id: entry.status for entry in entries}
-    orphans = _find_orphans(inventories, statuses, topics, replication_secrets, live_specs, statuses_by_id)
+    orphans = _find_orphans(inventories, connectors, topics, replication_secrets, live_specs, statuses_by_id)
     report.orphans = _still_orphaned(orphans)
     if repair:
         chosen = [o for o in report.orphans if repair_only is None or o.pipeline_id in repair_only]
@@ -151,7 +156,7 @@ def reconcile(
     report.stuck = _stuck(entries, now, settings)
     final_status = {p.pipeline_id: p.status for p in report.pipelines}
     report.status_counts = count_statuses([final_status.get(e.pipeline_id, e.status) for e in entries])
-    report.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
+    report.finished_at = (now + timedelta(seconds=time.monotonic() - started)).isoformat(timespec="seconds")
     return report
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from lambdas.reconcile_orphans import Orphan
 from lambdas.reconcile_report import (
     PipelineReport,
