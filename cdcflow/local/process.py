@@ -83,7 +83,6 @@ def is_running(record: ProcessRecord) -> bool:
     """Whether the recorded process is still alive (not exited, not a zombie, not a reused pid)."""
     child = _children.get(record.pid)
     if child is not None and child.poll() is not None:
-        del _children[record.pid]
         return False
     stat = _proc_stat(record.pid)
     return stat is not None and stat[0] != "Z" and int(stat[19]) == record.start_ticks
