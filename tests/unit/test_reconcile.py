@@ -221,3 +221,19 @@ def test_repair_can_be_limited_to_named_pipelines(aws_mocks, kafka_down):
 def test_handler_rejects_a_repair_scope_that_is_not_a_list_of_ids(aws_mocks, pipelines):
     with pytest.raises(ValueError, match="pipelines: must be a list of pipeline ids"):
         reconcile.handler({"repair": True, "pipelines": pipelines}, None)
+
+
+def test_the_log_line_leaves_out_healthy_unchanged_pipelines():
+    def pipeline(pipeline_id: str, status: str = "ACTIVE", previous: str = "ACTIVE", **changes) -> dict:
+        empty = {key: [] for key in ("restarted", "publication_added", "publication_removed", "problems", "notes", "errors")}
+        return {"pipeline_id": pipeline_id, "status": status, "previous_status": previous, **empty, **changes}
+
+    document = {"summary": {"reconciled": 4}, "pipelines": [
+        pipeline("quiet"),
+        pipeline("recovered", previous="DEGRADED"),
+        pipeline("restarted", restarted=["cdcflow-restarted-source"]),
+        pipeline("lagging", status="DEGRADED", previous="DEGRADED"),
+    ]}
+    logged = reconcile._loggable(document)
+    assert [p["pipeline_id"] for p in logged["pipelines"]] == ["recovered", "restarted", "lagging"]
+    assert logged["summary"] == document["summary"]
