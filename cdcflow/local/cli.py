@@ -84,13 +84,17 @@ def status() -> None:
 
 
 @app.command("fetch")
-def fetch_jars(force: Annotated[bool, typer.Option(help="Fetch again even if the cached jars verify.")] = False) -> None:
+def fetch_jars(
+    force: Annotated[bool, typer.Option(help="Fetch again even if the cached jars verify.")] = False,
+    quiet: Annotated[bool, typer.Option(help="Print nothing when the cached jars verify.")] = False,
+) -> None:
     """Resolve the Kafka, Connect, Debezium and DynamoDB Local jars with Maven (cached; a no-op when complete)."""
     config = _config()
-    if force:
-        jars = _run(lambda: fetch.fetch(config, progress=_progress))
-    else:
-        jars = _run(lambda: fetch.ensure_jars(config, progress=_progress))
+    if not force and fetch.manifest_problem(config.jars_dir) is None:
+        if not quiet:
+            console.print(f"jars complete in {config.jars_dir}", highlight=False)
+        return
+    jars = _run(lambda: fetch.fetch(config, progress=_progress))
     console.print(f"jars ready in {jars.root}", highlight=False)
 
 
