@@ -42,14 +42,15 @@ def ensure_replication_user(conn: psycopg.Connection, spec: PipelineSpec, passwo
     """Create role `cdcflow_<id>` with `password`, or set an existing one's password to it; grant what Debezium needs.
 
     Grants CONNECT on the source database, USAGE on each captured schema,
-    SELECT on each captured table, and (when the heartbeat table exists)
-    what the heartbeat action needs. With `rds`, the role gets membership in
+    SELECT on exactly the captured tables (revoking it on tables a former
+    spec captured), and (when the heartbeat table exists) what the heartbeat
+    action needs. With `rds`, the role gets membership in
     `rds_replication` instead of the REPLICATION attribute, which only a
     superuser may grant. Raises `TablesNotFound` listing every missing table
     before anything is created.
 
-    Idempotent: a second call with the same password changes nothing and
-    returns the same result; with another password it re-keys the role, so
+    Idempotent: a second call with the same password leaves the role as it
+    was (only the verifier's salt is new) and returns the same result; with another password it re-keys the role, so
     the role always matches the secret the caller keeps. All changes happen
     in one transaction. Raises `ReplicationUserFailed` (never containing the
     password) if the server refuses.
@@ -79,6 +80,9 @@ def ensure_replication_user(conn: psycopg.Connection, spec: PipelineSpec, passwo
             for schema in schemas_of(tables):
                 conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(schema), role))
             conn.execute(sql.SQL("GRANT SELECT ON TABLE {} TO {}").format(table_list(tables), role))
+            stale = _stale_selects(conn, names.replication_role, keep={*tables, names.heartbeat_qualified})
+            if stale:
+                conn.execute(sql.SQL("REVOKE SELECT ON TABLE {} FROM {}").format(sql.SQL(", ").join(stale), role))
             heartbeat_granted = grant_heartbeat_access(conn, spec)
     except psycopg.OperationalError:
         raise  # a lost connection or a shutdown: transient, for the "database" Retry policy
@@ -131,6 +135,20 @@ def _password_verifier(conn: psycopg.Connection, role: str, password: str) -> st
     if not password:
         raise ValueError(f"the password for role {role} must not be empty")
     return conn.pgconn.encrypt_password(password.encode(), role.encode()).decode()
+
+
+def _stale_selects(conn: psycopg.Connection, role: str, keep: set[str]) -> list[sql.Identifier]:
+    """Tables of the current database, other than `keep`, on which `role` holds SELECT."""
+    rows = conn.execute(
+        """
+        SELECT n.nspname, c.relname
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, aclexplode(c.relacl) AS acl
+        WHERE acl.grantee = (SELECT oid FROM pg_roles WHERE rolname = %s) AND acl.privilege_type = 'SELECT'
+        ORDER BY 1, 2
+        """,
+        [role],
+    ).fetchall()
+    return [sql.Identifier(schema, table) for schema, table in rows if f"{schema}.{table}" not in keep]
 
 
 def _terminate_sessions(conn: psycopg.Connection, role: str) -> None:

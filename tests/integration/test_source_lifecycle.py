@@ -3,6 +3,8 @@
 Also the inventory that reconciliation and these leak checks read.
 """
 
+import time
+
 from lambdas.source.canary import write_canary
 from lambdas.source.heartbeat import drop_heartbeat_table, ensure_heartbeat_table
 from lambdas.source.inventory import cdcflow_slots, list_cdcflow_resources
@@ -12,6 +14,12 @@ from lambdas.source.replication_user import drop_replication_user, ensure_replic
 from lambdas.source.slot import drop_slot, ensure_slot
 
 PASSWORD = "Lifecycle-Pa55word"
+# A bound, not a timing target: the local server runs with synchronous_commit=off.
+WAL_WRITTEN_WITHIN_SECONDS = 30
+
+
+def _slot(conn, name):
+    return next(slot for slot in cdcflow_slots(conn) if slot.name == name)
 
 
 def _provision(conn, spec):
@@ -50,9 +58,12 @@ def test_provision_lists_every_resource_and_compensation_leaves_none(source_admi
         "heartbeat_tables": [names.heartbeat_qualified],
     }
     write_canary(source_admin, pipeline_spec, "lifecycle")
-    slot = next(slot for slot in cdcflow_slots(source_admin) if slot.name == names.replication_slot)
+    # The canary's WAL, unread; it counts once the WAL writer has written it out (within a moment).
+    deadline = time.monotonic() + WAL_WRITTEN_WITHIN_SECONDS
+    while not (slot := _slot(source_admin, names.replication_slot)).lag_bytes:
+        assert time.monotonic() < deadline, f"slot lag still {slot.lag_bytes} after the canary was written"
+        time.sleep(0.1)
     assert slot.active is False and slot.active_pid is None
-    assert slot.lag_bytes is not None and slot.lag_bytes > 0  # the canary's WAL, unread
 
     assert _compensate(source_admin, pipeline_spec) == [True, True, True, True]
     assert _compensate(source_admin, pipeline_spec) == [False, False, False, False]

@@ -172,7 +172,23 @@ def test_concurrent_ensures_converge_on_one_role(local_stack, pipeline_spec):
 
 
 def test_an_empty_password_is_refused_before_anything_is_created(source_admin, pipeline_spec):
-    spec = dataclasses.replace(pipeline_spec)
     with pytest.raises(ValueError, match="must not be empty"):
-        ensure_replication_user(source_admin, spec, "", rds=False)
-    assert _role(source_admin, spec.names.replication_role) is None
+        ensure_replication_user(source_admin, pipeline_spec, "", rds=False)
+    assert _role(source_admin, pipeline_spec.names.replication_role) is None
+
+
+def test_tables_a_former_spec_captured_are_no_longer_readable(source_admin, pipeline_spec):
+    kept, dropped = pipeline_spec.source.tables
+    ensure_heartbeat_table(source_admin, pipeline_spec)
+    ensure_replication_user(source_admin, pipeline_spec, PASSWORD, rds=False)
+    narrowed = dataclasses.replace(pipeline_spec, source=dataclasses.replace(pipeline_spec.source, tables=(kept,)))
+
+    ensure_replication_user(source_admin, narrowed, PASSWORD, rds=False)
+
+    role = pipeline_spec.names.replication_role
+    heartbeat = pipeline_spec.names.heartbeat_qualified
+    readable = {
+        table: source_admin.execute("SELECT has_table_privilege(%s, %s, 'SELECT')", [role, table]).fetchone()[0]
+        for table in (kept, dropped, heartbeat)
+    }
+    assert readable == {kept: True, dropped: False, heartbeat: True}
