@@ -17,12 +17,21 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from lambdas.errors import StepError
+from lambdas.source.connection import server_address
 from lambdas.source.tables import lock_resource, table_identifier
 from lambdas.spec import PipelineSpec
 
 HEARTBEAT_ROW_ID = "heartbeat"
 # Both steps take this lock, so dropping the last table cannot remove the schema under a table being created.
 _SCHEMA_LOCK = "heartbeat-schema"
+# (column, type) pairs and the primary key the heartbeat action's upsert relies on.
+_COLUMNS = [("id", "text"), ("beat", "timestamp with time zone")]
+_PRIMARY_KEY = ["id"]
+
+
+class HeartbeatTableMismatch(StepError):
+    """A table with the heartbeat table's name exists in another shape, so the heartbeat action would fail."""
 
 
 def heartbeat_action_query(spec: PipelineSpec) -> str:
@@ -38,7 +47,8 @@ def ensure_heartbeat_table(conn: psycopg.Connection, spec: PipelineSpec) -> dict
 
     The table is `(id text PRIMARY KEY, beat timestamptz NOT NULL DEFAULT
     now())` with replica identity DEFAULT (an existing table whose identity
-    was changed by hand is set back). When the replication role already
+    was changed by hand is set back; one of another shape raises
+    `HeartbeatTableMismatch`). When the replication role already
     exists it gets USAGE on the schema and SELECT, INSERT, UPDATE on the
     table, which the heartbeat action needs (`ensure_replication_user` grants
     the same when it runs second). Idempotent: a second call changes nothing
@@ -54,6 +64,7 @@ def ensure_heartbeat_table(conn: psycopg.Connection, spec: PipelineSpec) -> dict
             sql.SQL("CREATE TABLE IF NOT EXISTS {} (id text PRIMARY KEY, beat timestamptz NOT NULL DEFAULT now())")
             .format(table)
         )
+        _check_shape(conn, names.heartbeat_qualified)
         identity = conn.execute(
             "SELECT relreplident FROM pg_class WHERE oid = %s::regclass", [names.heartbeat_qualified]
         ).fetchone()[0]
@@ -65,6 +76,31 @@ def ensure_heartbeat_table(conn: psycopg.Connection, spec: PipelineSpec) -> dict
         "replica_identity": "default",
         "granted_to": names.replication_role if granted else None,
     }
+
+
+def _check_shape(conn: psycopg.Connection, qualified: str) -> None:
+    columns = conn.execute(
+        """
+        SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute
+        WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum
+        """,
+        [qualified],
+    ).fetchall()
+    primary_key = conn.execute(
+        """
+        SELECT a.attname FROM pg_index i
+        JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+        WHERE i.indrelid = %s::regclass AND i.indisprimary ORDER BY a.attnum
+        """,
+        [qualified],
+    ).fetchall()
+    if [tuple(column) for column in columns] != _COLUMNS or [row[0] for row in primary_key] != _PRIMARY_KEY:
+        found = ", ".join(f"{name} {type_}" for name, type_ in columns)
+        raise HeartbeatTableMismatch(
+            f"table {qualified} in database {conn.info.dbname!r} on {server_address(conn)} has columns ({found}) "
+            f"and primary key ({', '.join(row[0] for row in primary_key)}), not (id text PRIMARY KEY, beat "
+            "timestamptz); drop it and run again"
+        )
 
 
 def grant_heartbeat_access(conn: psycopg.Connection, spec: PipelineSpec) -> bool:

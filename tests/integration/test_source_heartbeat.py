@@ -1,11 +1,17 @@
 """The heartbeat table against the local PostgreSQL: its shape, repair, grants, and the shared schema."""
 
+import pytest
 from psycopg import sql
 
 from lambdas.naming import HEARTBEAT_SCHEMA
 from lambdas.secrets import Credentials
 from lambdas.source.connection import connect_as
-from lambdas.source.heartbeat import drop_heartbeat_table, ensure_heartbeat_table, heartbeat_action_query
+from lambdas.source.heartbeat import (
+    HeartbeatTableMismatch,
+    drop_heartbeat_table,
+    ensure_heartbeat_table,
+    heartbeat_action_query,
+)
 from lambdas.source.replication_user import ensure_replication_user
 
 PASSWORD = "Beat-Pa55word"
@@ -116,3 +122,12 @@ def test_drop_leaves_a_schema_that_holds_something_else(source_admin, pipeline_s
         assert _schema_exists(source_admin)
     finally:
         source_admin.execute(sql.SQL("DROP FUNCTION {}()").format(function))
+
+
+def test_a_same_named_table_of_another_shape_is_refused(source_admin, pipeline_spec):
+    table = pipeline_spec.names.heartbeat_qualified
+    source_admin.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(HEARTBEAT_SCHEMA)))
+    source_admin.execute(sql.SQL("CREATE TABLE {} (id text, beat timestamptz)").format(sql.Identifier(*table.split("."))))
+
+    with pytest.raises(HeartbeatTableMismatch, match=r"primary key \(\)"):
+        ensure_heartbeat_table(source_admin, pipeline_spec)
