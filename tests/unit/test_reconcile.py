@@ -1,7 +1,7 @@
 """The sweep and its Lambda handler with the registry and secrets on moto, and dependencies that do not answer.
 
 The healthy paths (restarts, re-alignment, lag, orphans in PostgreSQL and
-Kafka) run against the real local stack in tests/integration/test_reconcile.py.
+Kafka) run against the real local stack in tests/integration/test_reconcile_stack.py.
 """
 
 from __future__ import annotations
