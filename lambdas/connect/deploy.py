@@ -137,17 +137,25 @@ def delete_connector(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> bool:
-    """Delete connector `name` and block until Connect no longer lists it.
+    """Delete connector `name` and block until Connect no longer has it.
 
     Returns True if it existed, False if there was nothing to delete (a
-    missing connector is success). Raises `ConnectUnavailable` if it is still
-    present after `timeout_seconds`; calling again is safe.
+    missing connector is success). A deletion makes the cluster rebalance, so
+    Connect answering "unavailable" while we wait is expected and waited out.
+    Raises `ConnectUnavailable` if the connector is still present, or Connect
+    still unavailable, after `timeout_seconds`; calling again is safe.
     """
     existed = client.delete(name)
     deadline = clock() + timeout_seconds
-    while client.get_config(name) is not None:
+    while True:
+        try:
+            if client.get_config(name) is None:
+                break
+            still = f"connector {name} still present"
+        except ConnectUnavailable as exc:
+            still = str(exc)
         if clock() >= deadline:
-            raise ConnectUnavailable(f"connector {name} still present {timeout_seconds:g} s after its deletion")
+            raise ConnectUnavailable(f"{still} {timeout_seconds:g} s after its deletion")
         sleep(DELETE_POLL_SECONDS)
     if existed:
         logger.info("Connector %s deleted", name)

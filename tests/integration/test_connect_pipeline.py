@@ -7,8 +7,10 @@ ProvisionPipeline would, and removed afterwards with everything else.
 
 import secrets
 import time
+from contextlib import ExitStack
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import psycopg
 import pytest
@@ -22,10 +24,13 @@ from lambdas.connect.errors import ConnectorConfigInvalid, ConnectorFailed
 from lambdas.connect.readiness import MAX_READINESS_ATTEMPTS
 from lambdas.connect.sink_config import JDBC_SINK_CONNECTOR, jdbc_sink_config
 from lambdas.connect.source_config import POSTGRES_CONNECTOR, debezium_source_config
+from lambdas.errors import ConnectUnavailable
 from lambdas.kafka_topics import delete_topics, ensure_topics
 from lambdas.spec import PipelineSpec, parse_spec
 
 pytestmark = pytest.mark.slow
+
+T = TypeVar("T")
 
 # Generous bounds for a shared two-core machine; reaching one fails the test, nothing is timed.
 ROWS_ARRIVE_WITHIN_SECONDS = 180
@@ -98,80 +103,122 @@ def connect(local_stack) -> Iterator[ConnectClient]:
 
 @pytest.fixture
 def source(local_stack, postgres) -> Iterator[SourceObjects]:
-    """A captured table with a row, the heartbeat table, a replication role, publication and slot."""
-    pipeline_id = f"it_cdc_{secrets.token_hex(4)}"
-    sink_schema = f"it_sink_{pipeline_id[7:]}"
-    spec = make_spec(local_stack, pipeline_id, f"public.orders_{pipeline_id[7:]}", sink_schema)
+    """A captured table with a row, the heartbeat table, a replication role, publication and slot.
+
+    Each object's removal is registered as soon as it exists, and every removal
+    runs even when an earlier one fails, so a broken test leaks nothing. The
+    connectors and topics the test creates are removed first.
+    """
+    suffix = secrets.token_hex(4)
+    spec = make_spec(local_stack, f"it_cdc_{suffix}", f"public.orders_{suffix}", f"it_sink_{suffix}")
     names = spec.names
     login = DatabaseLogin(names.replication_role, secrets.token_urlsafe(18))
     schema, table = spec.source.tables[0].split(".")
     captured = sql.Identifier(schema, table)
+    heartbeat_schema = sql.Identifier(names.heartbeat_schema)
     heartbeat = sql.Identifier(names.heartbeat_schema, names.heartbeat_table)
+    role = sql.Identifier(login.username)
     heartbeat_query = (
         f"INSERT INTO {names.heartbeat_qualified} (id, beat_at) VALUES (1, now()) "
         "ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at"
     )
-    role = sql.Identifier(login.username)
-    with postgres.connect(spec.source.database) as conn:
+
+    def on_source(*statements: sql.Composable) -> Callable[[], None]:
+        def run() -> None:
+            with postgres.connect(spec.source.database) as conn:
+                for statement in statements:
+                    conn.execute(statement)
+        return run
+
+    with ExitStack() as cleanup, postgres.connect(spec.source.database) as conn:
+        with postgres.connect(spec.sink.database) as sink:
+            sink.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(spec.sink.schema)))
+        cleanup.callback(drop_sink_schema, postgres, spec)
+
         conn.execute(sql.SQL("CREATE TABLE {} (id integer PRIMARY KEY, item text NOT NULL, price numeric(10, 2))").format(captured))
+        cleanup.callback(on_source(sql.SQL("DROP TABLE IF EXISTS {}").format(captured)))
         conn.execute(sql.SQL("INSERT INTO {} VALUES (1, 'before the connector', 9.99)").format(captured))
-        created_heartbeat_schema = not conn.execute(
-            "SELECT 1 FROM pg_namespace WHERE nspname = %s", (names.heartbeat_schema,)
-        ).fetchone()
-        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(names.heartbeat_schema)))
+
+        if not conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (names.heartbeat_schema,)).fetchone():
+            conn.execute(sql.SQL("CREATE SCHEMA {}").format(heartbeat_schema))
+            cleanup.callback(drop_schema_if_empty, postgres, spec.source.database, names.heartbeat_schema)
         conn.execute(sql.SQL("CREATE TABLE {} (id integer PRIMARY KEY, beat_at timestamptz NOT NULL)").format(heartbeat))
-        conn.execute(
-            sql.SQL("CREATE ROLE {} LOGIN REPLICATION PASSWORD {}").format(role, sql.Literal(login.password))
-        )
-        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {}, {} TO {}").format(
-            sql.Identifier(schema), sql.Identifier(names.heartbeat_schema), role))
+        cleanup.callback(on_source(sql.SQL("DROP TABLE IF EXISTS {}").format(heartbeat)))
+
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN REPLICATION PASSWORD {}").format(role, sql.Literal(login.password)))
+        cleanup.callback(on_source(
+            sql.SQL("DROP OWNED BY {}").format(role), sql.SQL("DROP ROLE IF EXISTS {}").format(role)))
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {}, {} TO {}").format(sql.Identifier(schema), heartbeat_schema, role))
         conn.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(captured, role))
         conn.execute(sql.SQL("GRANT SELECT, INSERT, UPDATE ON {} TO {}").format(heartbeat, role))
+
         conn.execute(sql.SQL("CREATE PUBLICATION {} FOR TABLE {}, {}").format(
             sql.Identifier(names.publication), captured, heartbeat))
+        cleanup.callback(on_source(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(names.publication))))
         conn.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (names.replication_slot,))
-    with postgres.connect(spec.sink.database) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(sink_schema)))
-    try:
+        cleanup.callback(drop_slot, postgres, spec.source.database, names.replication_slot)
+
+        cleanup.callback(delete_topics, spec)
+        cleanup.callback(delete_connectors, spec)
         yield SourceObjects(spec, login, heartbeat_query, spec.source.tables[0])
-    finally:
-        with ConnectClient(spec.connect.url) as client:
-            delete_pipeline_connectors(client, spec)
-        delete_topics(spec)
-        with postgres.connect(spec.source.database) as conn:
-            drop_slot(conn, names.replication_slot)
-            conn.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(names.publication)))
-            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}, {}").format(captured, heartbeat))
-            conn.execute(sql.SQL("DROP OWNED BY {}").format(role))
-            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(role))
-            if created_heartbeat_schema:
-                try:  # RESTRICT: keep it if another pipeline's heartbeat table moved in meanwhile
-                    conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {}").format(sql.Identifier(names.heartbeat_schema)))
-                except psycopg.errors.DependentObjectsStillExist:
-                    pass
-        with postgres.connect(spec.sink.database) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(sink_schema)))
 
 
-def drop_slot(conn: psycopg.Connection, slot: str) -> None:
-    """Drop a replication slot, ending the walsender that still holds it (safe when absent)."""
-    conn.execute(
-        "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = %s AND active", (slot,)
-    )
-    for _ in range(50):  # the terminated walsender releases the slot a moment later
+def delete_connectors(spec: PipelineSpec) -> None:
+    with ConnectClient(spec.connect.url) as client:
+        retried(delete_pipeline_connectors, client, spec)
+
+
+def drop_sink_schema(postgres: Postgres, spec: PipelineSpec) -> None:
+    with postgres.connect(spec.sink.database) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(spec.sink.schema)))
+
+
+def drop_schema_if_empty(postgres: Postgres, database: str, schema: str) -> None:
+    """Drop a schema this test created, unless another test's table has moved in meanwhile."""
+    with postgres.connect(database) as conn:
         try:
-            conn.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s", (slot,))
-            return
-        except psycopg.errors.ObjectInUse:
-            time.sleep(0.2)
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} RESTRICT").format(sql.Identifier(schema)))
+        except psycopg.errors.DependentObjectsStillExist:
+            pass
+
+
+def drop_slot(postgres: Postgres, database: str, slot: str) -> None:
+    """Drop a replication slot, ending the walsender that still holds it (safe when absent)."""
+    with postgres.connect(database) as conn:
+        for _ in range(50):  # a terminated walsender releases the slot a moment later
+            conn.execute(
+                "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = %s AND active",
+                (slot,),
+            )
+            try:
+                conn.execute(
+                    "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s", (slot,)
+                )
+                return
+            except psycopg.errors.ObjectInUse:
+                time.sleep(0.2)
     raise AssertionError(f"replication slot {slot} stayed in use")
+
+
+def retried(step: Callable[..., T], *args: object, **kwargs: object) -> T:
+    """Call `step` as the `connect` Retry policy would: again, a few times, while Connect is unavailable.
+
+    Other pipelines' connectors come and go on the shared cluster, and each
+    change makes Connect rebalance and answer 409 or 500 for a moment.
+    """
+    for pause in (1, 2, 4, 8):
+        try:
+            return step(*args, **kwargs)
+        except ConnectUnavailable:
+            time.sleep(pause)
+    return step(*args, **kwargs)
 
 
 def wait_until_running(client: ConnectClient, name: str) -> dict:
     """Run the wait-loop's check as the state machine would, with short pauses instead of its waits."""
     attempt = 0
     while True:
-        result = check_connector(client, name, attempt)
+        result = retried(check_connector, client, name, attempt)
         if result["ready"]:
             return result
         attempt = result["attempt"]
@@ -237,15 +284,15 @@ def test_changes_flow_from_the_source_table_to_the_named_sink_table(connect, pos
     ensure_topics(spec)
     source_config = debezium_source_config(spec, source.replication_login, source.heartbeat_query)
 
-    assert put_connector(connect, names.source_connector, source_config)["created"] is True
-    assert put_connector(connect, names.source_connector, source_config) == {
+    assert retried(put_connector, connect, names.source_connector, source_config)["created"] is True
+    assert retried(put_connector, connect, names.source_connector, source_config) == {
         "connector": names.source_connector, "changed": False, "created": False}
     assert wait_until_running(connect, names.source_connector)["state"] == "RUNNING"
     # Debezium's heartbeats land in the topic the pipeline created for them.
     assert wait_for("a heartbeat record", lambda: topic_has_records(spec.kafka.bootstrap_servers, names.heartbeat_topic))
 
     sink_config = jdbc_sink_config(spec, postgres.admin)
-    assert put_connector(connect, names.sink_connector, sink_config)["changed"] is True
+    assert retried(put_connector, connect, names.sink_connector, sink_config)["changed"] is True
     assert wait_until_running(connect, names.sink_connector)["attempt"] <= MAX_READINESS_ATTEMPTS
 
     captured = sql.Identifier(*source.table.split("."))
@@ -277,13 +324,13 @@ def test_a_task_that_cannot_stream_is_reported_as_failed_with_its_cause(connect,
         conn.execute(sql.SQL("DROP PUBLICATION {}").format(sql.Identifier(names.publication)))
     ensure_topics(spec)
     config = debezium_source_config(spec, source.replication_login, source.heartbeat_query)
-    put_connector(connect, names.source_connector, config)
+    retried(put_connector, connect, names.source_connector, config)
 
     # The task may report RUNNING for a moment before streaming starts and fails,
     # so keep checking (as the state machine's canary wait would) until it does.
     with pytest.raises(ConnectorFailed) as caught:
         for _ in range(ROWS_ARRIVE_WITHIN_SECONDS):
-            check_connector(connect, names.source_connector, attempt=0)
+            retried(check_connector, connect, names.source_connector, attempt=0)
             time.sleep(1)
 
     message = str(caught.value)
@@ -300,7 +347,7 @@ def test_a_wrong_password_is_rejected_at_put_without_echoing_it(connect, source)
 
     # Debezium connects to the database while Connect validates the config, so nothing is created.
     with pytest.raises(ConnectorConfigInvalid) as caught:
-        put_connector(connect, names.source_connector, config)
+        retried(put_connector, connect, names.source_connector, config)
 
     assert "password authentication failed" in str(caught.value)
     assert wrong.password not in str(caught.value)

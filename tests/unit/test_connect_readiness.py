@@ -214,6 +214,21 @@ def test_delete_waits_until_the_connector_is_gone_and_a_second_delete_is_a_no_op
     assert delete_connector(connect, "c", sleep=naps.append) is False
 
 
+def test_delete_waits_out_the_rebalance_it_causes():
+    connect = FakeConnect()
+    connect.configs["c"] = {"name": "c"}
+    answers = iter([ConnectUnavailable("GET /connectors/c/config -> 409: rebalance in progress"), None])
+
+    def get_config(name):
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    connect.get_config = get_config
+    assert delete_connector(connect, "c", sleep=lambda _: None) is True
+
+
 def test_delete_that_never_takes_effect_is_transient():
     connect = FakeConnect()
     connect.configs["c"] = {"name": "c"}
