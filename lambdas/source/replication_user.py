@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from lambdas.common.redaction import MASK
 from lambdas.errors import StepError
 from lambdas.source.connection import server_address
 from lambdas.source.heartbeat import grant_heartbeat_access
@@ -144,6 +145,7 @@ def _stale_selects(conn: psycopg.Connection, role: str, keep: set[str]) -> list[
         SELECT n.nspname, c.relname
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, aclexplode(c.relacl) AS acl
         WHERE acl.grantee = (SELECT oid FROM pg_roles WHERE rolname = %s) AND acl.privilege_type = 'SELECT'
+          AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
         ORDER BY 1, 2
         """,
         [role],
@@ -167,5 +169,5 @@ def _refused(
     if error.diag.message_detail:
         reason = f"{reason} ({error.diag.message_detail})"
     for secret in secrets:
-        reason = reason.replace(secret, "****")
+        reason = reason.replace(secret, MASK)
     return ReplicationUserFailed(f"could not {action} role {role} on {server_address(conn)}: {reason}")
