@@ -44,6 +44,8 @@ def worker_properties(config: StackConfig) -> dict[str, str]:
         "rest.advertised.host.name": LOOPBACK,
         "rest.advertised.port": str(ports.connect),
         "plugin.path": str(Jars(config.jars_dir).plugin_path),
+        # Both Debezium plugins ship ServiceLoader manifests: no reflective scan of every jar at start-up.
+        "plugin.discovery": "service_load",
         "topic.creation.enable": "true",
     }
 

@@ -22,9 +22,9 @@ HEAP = ("-Xms256m", "-Xmx512m")
 
 # How long a probe may wait for the broker to answer at all; the option was renamed in kafka-python 3.
 PROBE_BOOTSTRAP_TIMEOUT = (
-    {"bootstrap_timeout_ms": 5000}
+    {"bootstrap_timeout_ms": 2000}
     if "bootstrap_timeout_ms" in KafkaAdminClient.DEFAULT_CONFIG
-    else {"api_version_auto_timeout_ms": 5000}
+    else {"api_version_auto_timeout_ms": 2000}
 )
 
 LOG4J = """\

@@ -44,6 +44,8 @@ SERVER_SETTINGS = {
     "synchronous_commit": "off",
     "full_page_writes": "off",
     "logging_collector": "off",
+    # A failing statement is not copied into the log: it may be a CREATE ROLE ... PASSWORD.
+    "log_min_error_statement": "panic",
     "log_line_prefix": "%m [%p] %q%u@%d ",
 }
 
