@@ -9,9 +9,9 @@ from rich.console import Console
 from rich.table import Table
 
 from cdcflow.local import fetch, stack
-from cdcflow.local.smoke import SmokeFailed, run_smoke
 from cdcflow.local.config import StackConfig, config_from_env
 from cdcflow.local.errors import LocalStackError
+from cdcflow.local.smoke import SmokeFailed, run_smoke
 
 app = typer.Typer(no_args_is_help=True)
 console = Console()

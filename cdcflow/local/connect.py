@@ -67,7 +67,8 @@ def command(config: StackConfig) -> list[str]:
         *HEAP,
         *java.COMMON_JVM_OPTIONS,
         f"-Dlog4j.configuration=file:{kafka.log4j_file(config)}",
-        "-cp", Jars(config.jars_dir).kafka_classpath,
+        "-cp",
+        Jars(config.jars_dir).kafka_classpath,
         "org.apache.kafka.connect.cli.ConnectDistributed",
         str(home(config) / "worker.properties"),
     ]

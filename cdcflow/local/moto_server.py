@@ -14,7 +14,15 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cdcflow.local import postgres
-from cdcflow.local.config import AWS_REGION, DUMMY_ACCESS_KEY_ID, DUMMY_SECRET_ACCESS_KEY, LOOPBACK, SINK_ADMIN_SECRET, SOURCE_ADMIN_SECRET, StackConfig
+from cdcflow.local.config import (
+    AWS_REGION,
+    DUMMY_ACCESS_KEY_ID,
+    DUMMY_SECRET_ACCESS_KEY,
+    LOOPBACK,
+    SINK_ADMIN_SECRET,
+    SOURCE_ADMIN_SECRET,
+    StackConfig,
+)
 from cdcflow.local.service import Service
 
 

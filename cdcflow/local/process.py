@@ -12,7 +12,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +49,6 @@ def spawn(
     argv: Sequence[str],
     *,
     log_path: Path,
-    env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     user: str | None = None,
 ) -> ProcessRecord:
@@ -67,7 +66,6 @@ def spawn(
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=dict(env) if env is not None else None,
             cwd=cwd,
             user=user,
             group=user,

@@ -2,7 +2,7 @@
 
 import signal
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from cdcflow.local.config import StackConfig
 
@@ -25,8 +25,7 @@ class Service:
     ready_timeout_seconds: float
     user: str | None = None
     stop_signal: int = signal.SIGTERM
-    environment: Callable[[StackConfig], Mapping[str, str]] | None = None
-    after_ready: Callable[[StackConfig], None] | None = field(default=None)
+    after_ready: Callable[[StackConfig], None] | None = None
     # Services that must be ready before this one starts.
     needs: tuple[str, ...] = ()
     # Runs from the jars that cdcflow.local.fetch resolves.

@@ -211,8 +211,10 @@ def _read_events(bootstrap_servers: str, topic: str, count: int) -> list[ChangeE
         _wait_until(
             collected,
             CHANGES_ARRIVE_WITHIN_SECONDS,
-            lambda: f"{len(events)} of {count} change events arrived on {topic} "
-            f"within {CHANGES_ARRIVE_WITHIN_SECONDS}s (ops {[event.op for event in events]})",
+            lambda: (
+                f"{len(events)} of {count} change events arrived on {topic} "
+                f"within {CHANGES_ARRIVE_WITHIN_SECONDS}s (ops {[event.op for event in events]})"
+            ),
         )
     finally:
         consumer.close()
@@ -271,15 +273,19 @@ def run_smoke(endpoints: Endpoints, progress: Progress = _quiet) -> SmokeResult:
     """
     names = _Names(secrets.token_hex(4))
     table = sql.Identifier("public", names.table)
-    with _cleanup(endpoints, names, progress), psycopg.connect(
-        endpoints.postgres.source_dsn(), autocommit=True
-    ) as source, psycopg.connect(endpoints.postgres.sink_dsn(), autocommit=True) as sink:
+    with (
+        _cleanup(endpoints, names, progress),
+        psycopg.connect(endpoints.postgres.source_dsn(), autocommit=True) as source,
+        psycopg.connect(endpoints.postgres.sink_dsn(), autocommit=True) as sink,
+    ):
         progress(f"creating table public.{names.table} and publication {names.publication} in the source database")
-        source.execute(sql.SQL("CREATE TABLE {} (id integer PRIMARY KEY, item text NOT NULL, quantity integer)").format(table))
         source.execute(
-            sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(sql.Identifier(names.publication), table)
+            sql.SQL("CREATE TABLE {} (id integer PRIMARY KEY, item text NOT NULL, quantity integer)").format(table)
         )
-        _start_connector(endpoints.connect.url, names.source_connector, source_connector_config(endpoints, names), progress)
+        source.execute(sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(sql.Identifier(names.publication), table))
+        _start_connector(
+            endpoints.connect.url, names.source_connector, source_connector_config(endpoints, names), progress
+        )
         _wait_until(
             lambda: _slot_is_streaming(source, names.slot),
             CONNECTOR_RUNNING_WITHIN_SECONDS,
@@ -304,7 +310,9 @@ def run_smoke(endpoints: Endpoints, progress: Progress = _quiet) -> SmokeResult:
         _wait_until(
             sink_matches,
             CHANGES_ARRIVE_WITHIN_SECONDS,
-            lambda: f"sink table public.{names.table} holds {seen[0]} after {CHANGES_ARRIVE_WITHIN_SECONDS}s, "
-            f"expected {EXPECTED_SINK_ROWS}",
+            lambda: (
+                f"sink table public.{names.table} holds {seen[0]} after {CHANGES_ARRIVE_WITHIN_SECONDS}s, "
+                f"expected {EXPECTED_SINK_ROWS}"
+            ),
         )
         return SmokeResult(f"public.{names.table}", names.topic, tuple(events), seen[0])

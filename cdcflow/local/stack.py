@@ -99,11 +99,9 @@ def _describe(config: StackConfig, service: Service) -> str:
 
 def _start(config: StackConfig, service: Service) -> process.ProcessRecord:
     service.prepare(config)
-    environment = service.environment(config) if service.environment else None
     record = process.spawn(
         service.command(config),
         log_path=config.log_path(service.name),
-        env=environment,
         cwd=config.service_dir(service.name),
         user=service.user,
     )
@@ -116,12 +114,10 @@ def _wait_ready(
     service: Service,
     record: process.ProcessRecord,
     progress: Progress,
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
 ) -> None:
     """Block until the service answers its probe. Raises ServiceFailed if it exits or the time runs out."""
     log_path = config.log_path(service.name)
-    started = clock()
+    started = time.monotonic()
     last_report = started
     while True:
         reason = service.probe(config)
@@ -131,7 +127,7 @@ def _wait_ready(
             code = process.exit_code(record)
             how = f" with exit code {code}" if code is not None else ""
             raise ServiceFailed(service.name, f"exited during start-up{how}", log_path)
-        now = clock()
+        now = time.monotonic()
         if now - started > service.ready_timeout_seconds:
             raise ServiceFailed(
                 service.name, f"did not become ready within {service.ready_timeout_seconds:.0f}s ({reason})", log_path
@@ -139,7 +135,7 @@ def _wait_ready(
         if now - last_report >= PROGRESS_EVERY_SECONDS:
             progress(f"  waiting for {service.name} ({reason}, {now - started:.0f}s)")
             last_report = now
-        sleep(PROBE_PAUSE_SECONDS)
+        time.sleep(PROBE_PAUSE_SECONDS)
 
 
 def up(config: StackConfig | None = None, progress: Progress = _quiet) -> LocalStack:

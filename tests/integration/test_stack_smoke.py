@@ -51,15 +51,24 @@ def test_every_service_is_up_with_cdc_settings(local_stack):
     statuses = {service.name: service for service in cdcflow.local.status()}
 
     assert {name: service.state for name, service in statuses.items()} == {
-        "postgres": "up", "kafka": "up", "dynamodb": "up", "moto": "up", "connect": "up",
+        "postgres": "up",
+        "kafka": "up",
+        "dynamodb": "up",
+        "moto": "up",
+        "connect": "up",
     }
     with psycopg.connect(local_stack.postgres.source_dsn()) as conn:
-        settings = dict(conn.execute(
-            "SELECT name, setting FROM pg_settings WHERE name IN "
-            "('wal_level', 'max_replication_slots', 'max_wal_senders', 'listen_addresses')"
-        ).fetchall())
+        settings = dict(
+            conn.execute(
+                "SELECT name, setting FROM pg_settings WHERE name IN "
+                "('wal_level', 'max_replication_slots', 'max_wal_senders', 'listen_addresses')"
+            ).fetchall()
+        )
     assert settings == {
-        "wal_level": "logical", "max_replication_slots": "64", "max_wal_senders": "64", "listen_addresses": "127.0.0.1",
+        "wal_level": "logical",
+        "max_replication_slots": "64",
+        "max_wal_senders": "64",
+        "listen_addresses": "127.0.0.1",
     }
 
 
@@ -98,8 +107,9 @@ def test_a_port_taken_by_another_process_is_named_and_nothing_is_created(tmp_pat
         free = [free_port() for _ in range(5)]
         config = StackConfig(
             state_dir=tmp_path / "state",
-            ports=Ports(postgres=taken, kafka=free[0], kafka_controller=free[1], connect=free[2],
-                        dynamodb=free[3], moto=free[4]),
+            ports=Ports(
+                postgres=taken, kafka=free[0], kafka_controller=free[1], connect=free[2], dynamodb=free[3], moto=free[4]
+            ),
         )
 
         with pytest.raises(PortTaken) as raised:

@@ -18,13 +18,18 @@ def test_defaults_live_under_the_repository_and_use_the_conventional_ports():
 
     assert config.state_dir == DEFAULT_STATE_DIR == REPO_ROOT / ".cdcflow"
     assert (REPO_ROOT / "pyproject.toml").is_file()
-    assert config.ports == Ports(postgres=55432, kafka=9092, kafka_controller=9093, connect=8083, dynamodb=8000, moto=5000)
+    assert config.ports == Ports(
+        postgres=55432, kafka=9092, kafka_controller=9093, connect=8083, dynamodb=8000, moto=5000
+    )
 
 
 def test_ports_and_state_folder_come_from_the_environment(tmp_path):
     config = config_from_env(
-        {"CDCFLOW_LOCAL_KAFKA_CONTROLLER_PORT": "19093", "CDCFLOW_LOCAL_POSTGRES_PORT": "15432",
-         "CDCFLOW_LOCAL_STATE_DIR": str(tmp_path)}
+        {
+            "CDCFLOW_LOCAL_KAFKA_CONTROLLER_PORT": "19093",
+            "CDCFLOW_LOCAL_POSTGRES_PORT": "15432",
+            "CDCFLOW_LOCAL_STATE_DIR": str(tmp_path),
+        }
     )
 
     assert config.ports.kafka_controller == 19093
@@ -59,7 +64,8 @@ def test_every_endpoint_is_on_loopback():
     assert endpoints.dynamodb.url == "http://127.0.0.1:8000"
     assert endpoints.aws.url == "http://127.0.0.1:5000"
     assert (endpoints.aws.source_admin_secret, endpoints.aws.sink_admin_secret) == (
-        "cdcflow-local/source-admin", "cdcflow-local/sink-admin",
+        "cdcflow-local/source-admin",
+        "cdcflow-local/sink-admin",
     )
 
 

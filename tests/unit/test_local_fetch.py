@@ -46,7 +46,10 @@ def test_a_missing_or_truncated_jar_fails_the_check(tmp_path):
 
     write_jars(tmp_path / "again")
     (tmp_path / "again" / "plugins" / "debezium-connector-jdbc" / "postgresql.jar").unlink()
-    assert fetch.manifest_problem(tmp_path / "again") == "plugins/debezium-connector-jdbc/postgresql.jar is missing or changed"
+    assert (
+        fetch.manifest_problem(tmp_path / "again")
+        == "plugins/debezium-connector-jdbc/postgresql.jar is missing or changed"
+    )
 
 
 def test_a_manifest_of_another_pom_fails_the_check(tmp_path):
@@ -67,7 +70,9 @@ def test_maven_output_is_reduced_to_the_artifact_it_could_not_find(tmp_path):
 
 
 def test_without_a_known_cause_the_first_maven_error_line_is_shown(tmp_path):
-    error = fetch._maven_failure("dynamodb", tmp_path / "m.log", "[INFO] x\n[ERROR] The goal you specified requires a project\n")
+    error = fetch._maven_failure(
+        "dynamodb", tmp_path / "m.log", "[INFO] x\n[ERROR] The goal you specified requires a project\n"
+    )
 
     assert "could not fetch the dynamodb jars: The goal you specified requires a project; see" in str(error)
 

@@ -9,10 +9,7 @@ import time
 from cdcflow.local import process
 
 IGNORES_SIGTERM = (
-    "import signal, time\n"
-    "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-    "print('ready', flush=True)\n"
-    "time.sleep(60)\n"
+    "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('ready', flush=True)\ntime.sleep(60)\n"
 )
 
 
@@ -27,7 +24,9 @@ def wait_for_text(path, text, within=10.0):
 
 def test_a_spawned_process_logs_to_its_file_and_is_recognised_until_stopped(tmp_path):
     log = tmp_path / "logs" / "sleeper.log"
-    record = process.spawn([sys.executable, "-c", "print('hello', flush=True); import time; time.sleep(60)"], log_path=log)
+    record = process.spawn(
+        [sys.executable, "-c", "print('hello', flush=True); import time; time.sleep(60)"], log_path=log
+    )
 
     assert process.is_running(record)
     wait_for_text(log, "hello")
@@ -97,4 +96,3 @@ def test_a_listener_on_every_interface_also_takes_the_loopback_port():
 def test_resident_memory_of_this_process_is_measured():
     assert process.resident_memory_bytes(os.getpid()) > 1024 * 1024
     assert process.resident_memory_bytes(2**22 + 12345) is None
-

@@ -19,8 +19,11 @@ def test_kafka_is_one_kraft_node_on_loopback_with_replication_factor_one():
     assert properties["controller.quorum.voters"] == "1@127.0.0.1:19093"
     assert properties["log.dirs"] == "/srv/state/kafka/data"
     assert properties["group.initial.rebalance.delay.ms"] == "0"
-    for key in ("offsets.topic.replication.factor", "transaction.state.log.replication.factor",
-                "default.replication.factor"):
+    for key in (
+        "offsets.topic.replication.factor",
+        "transaction.state.log.replication.factor",
+        "default.replication.factor",
+    ):
         assert properties[key] == "1"
 
 

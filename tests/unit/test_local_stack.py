@@ -122,7 +122,9 @@ def test_a_taken_port_fails_before_anything_starts(config, monkeypatch):
 
 def test_a_service_that_never_answers_fails_with_its_log_and_the_started_ones_are_stopped(config, monkeypatch):
     web = http_service("web", free_port())
-    silent = http_service("silent", free_port(), command=[sys.executable, "-c", "import time; time.sleep(60)"], timeout=1)
+    silent = http_service(
+        "silent", free_port(), command=[sys.executable, "-c", "import time; time.sleep(60)"], timeout=1
+    )
     monkeypatch.setattr(stack, "SERVICES", (web, silent))
 
     with pytest.raises(ServiceFailed) as raised:
@@ -143,7 +145,9 @@ def test_a_service_that_exits_during_start_up_reports_its_exit_code(config, monk
 
 
 def test_use_stops_what_it_started_unless_another_user_is_still_running(config, services):
-    other_user = process.spawn([sys.executable, "-c", "import time; time.sleep(60)"], log_path=config.logs_dir / "u.log")
+    other_user = process.spawn(
+        [sys.executable, "-c", "import time; time.sleep(60)"], log_path=config.logs_dir / "u.log"
+    )
     process.write_record(config.run_dir / "users" / f"{other_user.pid}.pid", other_user)
 
     with stack.use(config) as local:
