@@ -78,12 +78,26 @@ def spawn(
 
 
 def is_running(record: ProcessRecord) -> bool:
-    """Whether the recorded process is still alive (not exited, not a zombie, not a reused pid)."""
+    """Whether the recorded process is still alive: not exited, not a reused pid, and not a zombie
+    whose threads have all exited (only then are its sockets closed)."""
     child = _children.get(record.pid)
     if child is not None and child.poll() is not None:
         return False
     stat = _proc_stat(record.pid)
-    return stat is not None and stat[0] != "Z" and int(stat[19]) == record.start_ticks
+    if stat is None or int(stat[19]) != record.start_ticks:
+        return False
+    if stat[0] == "Z":
+        # A killed JVM's main thread turns zombie before its other threads have exited,
+        # and the process keeps its files (its listening sockets) until the last one has.
+        return _live_threads(record.pid) > 1
+    return True
+
+
+def _live_threads(pid: int) -> int:
+    try:
+        return len(os.listdir(f"/proc/{pid}/task"))
+    except FileNotFoundError:
+        return 0
 
 
 def exit_code(record: ProcessRecord) -> int | None:
