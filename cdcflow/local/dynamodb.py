@@ -1,4 +1,8 @@
-"""DynamoDB Local, in memory, bound to 127.0.0.1 by a small launcher (see java/LoopbackDynamoDBLocal.java)."""
+"""DynamoDB Local, in memory, bound to 127.0.0.1.
+
+DynamoDB Local has no bind-address option; a small launcher
+(dynamodb_launcher/LoopbackDynamoDBLocal.java) serves its handler on loopback only.
+"""
 
 from functools import cache
 

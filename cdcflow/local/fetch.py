@@ -22,7 +22,7 @@ from cdcflow.local.config import StackConfig
 from cdcflow.local.errors import FetchFailed, ToolMissing
 
 POM = Path(__file__).with_name("pom.xml")
-LAUNCHER_SOURCE = Path(__file__).with_name("java") / "LoopbackDynamoDBLocal.java"
+LAUNCHER_SOURCE = Path(__file__).with_name("dynamodb_launcher") / "LoopbackDynamoDBLocal.java"
 LAUNCHER_CLASS = LAUNCHER_SOURCE.stem
 MANIFEST = "manifest.json"
 
