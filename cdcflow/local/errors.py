@@ -8,10 +8,11 @@ class LocalStackError(Exception):
 class PortTaken(LocalStackError):
     """Something that is not this stack already listens on a port a service needs."""
 
-    def __init__(self, service: str, listener: str, port: int) -> None:
+    def __init__(self, service: str, listener: str, port: int, holder: str | None = None) -> None:
+        by = f" ({holder})" if holder else ""
         super().__init__(
-            f"port {port} needed by {service} is already in use by another process "
-            f"(stop it, or choose another port with CDCFLOW_LOCAL_{listener.upper()}_PORT)"
+            f"port {port} needed by {service} is already in use by another process{by}: "
+            f"stop it, or choose another port with CDCFLOW_LOCAL_{listener.upper()}_PORT"
         )
         self.service = service
         self.port = port

@@ -6,6 +6,7 @@ for the service (and never signalled).
 """
 
 import errno
+import ipaddress
 import json
 import os
 import signal
@@ -168,4 +169,57 @@ def resident_memory_bytes(pid: int) -> int | None:
                 return int(line.split()[1]) * 1024
     except FileNotFoundError:
         return None
+    return None
+
+
+def listening_sockets() -> dict[str, tuple[str, int]]:
+    """Every TCP socket in LISTEN state on this machine: socket inode -> (IPv4 or IPv6 address, port)."""
+    found = {}
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"/proc/net/{table}").read_text().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] != "0A":  # TCP_LISTEN
+                continue
+            address, port = fields[1].split(":")
+            raw = bytes.fromhex(address)
+            # /proc prints each 32-bit word of the address in host (little-endian) order.
+            ip = ipaddress.ip_address(b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4)))
+            ip = getattr(ip, "ipv4_mapped", None) or ip  # a JVM listens on IPv4-mapped IPv6
+            found[fields[9]] = (str(ip), int(port, 16))
+    return found
+
+
+def socket_inodes(pid: int) -> set[str]:
+    """The inodes of the sockets a process holds open (empty when it is gone or not ours to inspect)."""
+    inodes = set()
+    try:
+        descriptors = list(Path(f"/proc/{pid}/fd").iterdir())
+    except (FileNotFoundError, PermissionError):
+        return inodes
+    for descriptor in descriptors:
+        try:
+            target = os.readlink(descriptor)
+        except (FileNotFoundError, PermissionError):
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    return inodes
+
+
+def listener_of(port: int) -> str | None:
+    """'pid N: command' of the process listening on `port`, when it can be found."""
+    inodes = {inode for inode, (_ip, listening) in listening_sockets().items() if listening == port}
+    if not inodes:
+        return None
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and socket_inodes(int(entry.name)) & inodes:
+            try:
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+            except FileNotFoundError:
+                continue
+            return f"pid {entry.name}: {command[:80]}"
     return None

@@ -90,7 +90,7 @@ def _stack_lock(config: StackConfig, progress: Progress) -> Iterator[None]:
 def _check_ports_free(config: StackConfig, service: Service) -> None:
     for listener, port in service.listeners(config).items():
         if not process.port_is_free(LOOPBACK, port):
-            raise PortTaken(service.name, listener, port)
+            raise PortTaken(service.name, listener, port, process.listener_of(port))
 
 
 def _describe(config: StackConfig, service: Service) -> str:

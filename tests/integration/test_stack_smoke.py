@@ -1,6 +1,5 @@
 """The local stack is real: a CDC round trip through it, and `up`'s idempotency and repair."""
 
-import ipaddress
 import os
 import signal
 import socket
@@ -74,28 +73,9 @@ def test_every_service_is_up_with_cdc_settings(local_stack):
 
 
 def listening_addresses(pid: int) -> set[tuple[str, int]]:
-    """(address, port) of every TCP socket in LISTEN state held by `pid`, from /proc."""
-    inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            target = os.readlink(fd)
-        except FileNotFoundError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    found = set()
-    for table in ("tcp", "tcp6"):
-        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
-            fields = line.split()
-            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
-                address, port = fields[1].split(":")
-                raw = bytes.fromhex(address)
-                # /proc prints each 32-bit word in host (little-endian) order.
-                words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
-                ip = ipaddress.ip_address(words)
-                ip = getattr(ip, "ipv4_mapped", None) or ip  # a JVM listens on IPv4-mapped IPv6
-                found.add((str(ip), int(port, 16)))
-    return found
+    """(address, port) of every TCP socket in LISTEN state held by `pid`."""
+    held = process.socket_inodes(pid)
+    return {address for inode, address in process.listening_sockets().items() if inode in held}
 
 
 def test_every_service_listens_on_loopback_only(local_stack):

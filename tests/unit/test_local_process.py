@@ -93,6 +93,19 @@ def test_a_listener_on_every_interface_also_takes_the_loopback_port():
         assert not process.port_is_free("127.0.0.1", listener.getsockname()[1])
 
 
+def test_the_process_holding_a_port_is_named():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+
+        listening = process.listening_sockets()
+        held = {listening[inode] for inode in process.socket_inodes(os.getpid()) if inode in listening}
+        assert ("127.0.0.1", port) in held
+        assert process.listener_of(port).startswith(f"pid {os.getpid()}: ")
+    assert process.listener_of(port) is None
+
+
 def test_resident_memory_of_this_process_is_measured():
     assert process.resident_memory_bytes(os.getpid()) > 1024 * 1024
     assert process.resident_memory_bytes(2**22 + 12345) is None
