@@ -3,6 +3,7 @@
 import os
 import signal
 import socket
+import stat
 import time
 from pathlib import Path
 
@@ -84,6 +85,18 @@ def test_every_service_listens_on_loopback_only(local_stack):
         assert addresses, f"{service.name} listens nowhere"
         assert {address for address, _port in addresses} == {"127.0.0.1"}, (service.name, addresses)
         assert set(service.listeners.values()) <= {port for _address, port in addresses}
+
+
+def test_the_admin_password_is_kept_private_and_out_of_every_log(local_stack):
+    run_smoke(local_stack)  # connectors carry the password in their configs
+    config = cdcflow.local.config_from_env()
+    password_file = config.state_dir / "secrets" / "postgres-admin-password"
+
+    assert password_file.read_text().strip() == local_stack.postgres.admin_password
+    assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(password_file.parent.stat().st_mode) == 0o700
+    for log in config.logs_dir.glob("*.log"):
+        assert local_stack.postgres.admin_password not in log.read_text(errors="replace"), log
 
 
 def test_up_again_starts_nothing_and_keeps_every_pid(local_stack):
