@@ -178,6 +178,7 @@ def prepare(config: StackConfig) -> None:
     config.logs_dir.mkdir(parents=True, exist_ok=True)
     home = config.service_dir("postgres")
     home.mkdir(parents=True, exist_ok=True)
+    home.chmod(0o755)  # whatever the umask, the server must be able to enter it
     _check_reachable(home, user)
     if not (data_dir(config) / "PG_VERSION").exists():
         _initialise(config, user)
