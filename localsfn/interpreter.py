@@ -20,7 +20,7 @@ import json
 import random
 import secrets
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from localsfn.choice import choose
@@ -77,17 +77,27 @@ class Path:
     task: dict | None = None  # the scheduled call: arn, payload text, kind, timeouts
     effective: JSON = None  # a Map state's input after InputPath, which ItemSelector renders against
     children: dict | None = None  # a container's bookkeeping: generation, total, next, running, finished
+    data_text: str | None = field(default=None, repr=False, compare=False)  # `data` as JSON, when known
 
     def record(self) -> str:
-        fields = asdict(self)
-        del fields["data"]
-        return json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
+        """Everything but the data, as JSON (the journal keeps the data in a column of its own)."""
+        return _dumps({name: getattr(self, name) for name in _RECORD_FIELDS})
+
+    def data_json(self) -> str:
+        if self.data_text is None:
+            self.data_text = _dumps(self.data)
+        return self.data_text
+
+    def move_to(self, state: str, data: JSON, data_text: str | None = None) -> None:
+        """Make the path READY to enter `state` with `data` as input."""
+        self.state, self.phase, self.data, self.data_text = state, READY, data, data_text
+        self.deadline = self.heartbeat_due = self.token = self.task = self.children = self.effective = None
 
     @classmethod
     def load(cls, path_id: str, record: str, data: str) -> Path:
-        fields = json.loads(record)
-        fields["id"] = path_id
-        return cls(data=json.loads(data), **fields)
+        values = json.loads(record)
+        values["id"] = path_id
+        return cls(data=json.loads(data), data_text=data, **values)
 
 
 class Execution:
@@ -161,7 +171,7 @@ class Step:
         """Serialise the touched paths into the batch; call once, before committing."""
         for (arn, path_id), (execution, path) in self._touched.items():
             if not execution.closed:
-                self.batch.paths[(arn, path_id)] = (path.record(), _dumps(path.data))
+                self.batch.paths[(arn, path_id)] = (path.record(), path.data_json())
         return self.batch
 
 
@@ -184,7 +194,7 @@ class Interpreter:
         path.retries = [0] * len(state.get("Retry", ()))
         path.serial += 1
         step.touch(execution, path)
-        entered = step.emit(execution, path, _entered_type(kind), "stateEnteredEventDetails", _io_details("input", _dumps(path.data), name=path.state))
+        entered = step.emit(execution, path, _entered_type(kind), "stateEnteredEventDetails", _io_details("input", path.data_json(), name=path.state))
         path.entered_event = entered.id
         try:
             if kind == "Pass":
@@ -496,18 +506,18 @@ class Interpreter:
         selector = state.get("ItemSelector", state.get("Parameters"))
         if selector is not None:
             context = {**self._context(execution, parent), "Map": {"Item": {"Index": child.index, "Value": child.data}}}
-            child.data = render(selector, parent.effective, context)
+            child.data, child.data_text = render(selector, parent.effective, context), None
         step.emit(execution, parent, "MapIterationStarted", "mapIterationStartedEventDetails", {"name": parent.state, "index": child.index})
         child.last_event = parent.last_event
         child.phase = READY
         step.touch(execution, child)
         step.run.append((execution, child))
 
-    def _child_finished(self, step: Step, execution: Execution, child: Path, output: JSON) -> None:
+    def _child_finished(self, step: Step, execution: Execution, child: Path, output: JSON, output_text: str) -> None:
         parent = execution.paths[child.parent]
         state = execution.states_of(parent)[parent.state]
         counts = parent.children
-        child.phase, child.data = DONE, output
+        child.phase, child.data, child.data_text = DONE, output, output_text
         step.touch(execution, child)
         counts["running"] -= 1
         counts["finished"] += 1
@@ -584,8 +594,7 @@ class Interpreter:
         if target is None:
             self._finish_path(step, execution, path, output, output_text)
             return
-        path.state, path.phase, path.data = target, READY, output
-        path.deadline = path.heartbeat_due = path.token = path.task = path.children = path.effective = None
+        path.move_to(target, output, output_text)
         step.touch(execution, path)
         step.run.append((execution, path))
 
@@ -622,7 +631,7 @@ class Interpreter:
 
     def _finish_path(self, step: Step, execution: Execution, path: Path, output: JSON, output_text: str) -> None:
         if path.parent is not None:
-            self._child_finished(step, execution, path, output)
+            self._child_finished(step, execution, path, output, output_text)
             return
         step.emit(execution, path, "ExecutionSucceeded", "executionSucceededEventDetails", _io_details("output", output_text))
         self._close(step, execution, "SUCCEEDED", output=output_text)
@@ -651,8 +660,8 @@ class Interpreter:
 # ---------------------------------------------------------------------- helpers
 
 
-def _dumps(value: JSON) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_RECORD_FIELDS = tuple(item.name for item in fields(Path) if item.name not in ("id", "data", "data_text"))
 
 
 def _check_size(text: str, what: str) -> None:

@@ -158,8 +158,7 @@ class Journal:
                         [
                             (
                                 event.execution_arn, event.id, event.previous_id, event.type, event.timestamp,
-                                json.dumps({event.details_key: event.details}, separators=(",", ":"), ensure_ascii=False)
-                                if event.details_key else None,
+                                _encode({event.details_key: event.details}) if event.details_key else None,
                             )
                             for event in batch.events
                         ],
@@ -251,6 +250,7 @@ class Journal:
             yield event
 
 
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _EXECUTION_FIELDS = (
     "arn", "machine_arn", "name", "definition", "role_arn", "input", "status", "started", "stopped",
     "output", "error", "cause",
