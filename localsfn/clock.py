@@ -42,7 +42,9 @@ class VirtualClock:
     Starts at the wall-clock time of its creation (or `start`). The engine
     calls `advance_to` with its earliest timer when no work is runnable and
     no Lambda call is in flight, so a Wait of a day and a Retry backoff of
-    an hour complete at once, in the order their due times give.
+    an hour complete at once, in the order their due times give. Time
+    stands still while a handler runs, so a task's TimeoutSeconds never
+    fires on virtual time before its handler returns.
     """
 
     virtual = True

@@ -283,6 +283,11 @@ class Engine:
             self._stopping = True
             self._condition.notify_all()
         self._thread.join()
+        with self._condition:
+            pending, self._commands = self._commands, deque()
+        for _, future in pending:
+            if future is not None:
+                future.set_exception(RuntimeError("the engine closed before this request ran"))
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.journal.close()
 
@@ -298,7 +303,7 @@ class Engine:
         functions = self._functions
         if isinstance(functions, Mapping):
             return functions.get(arn) or functions.get(unqualified(arn))
-        return functions(arn)
+        return functions(arn) or (functions(unqualified(arn)) if unqualified(arn) != arn else None)
 
     def _definition(self, text: str) -> dict:
         """The parsed definition; parsed and validated once per distinct text."""

@@ -258,6 +258,11 @@ class Interpreter:
         if invocation.error is not None:
             self._task_failed(step, execution, path, state, invocation.error, invocation.payload)
             return
+        try:
+            _check_size(invocation.payload, f"The result of the Lambda function of state '{path.state}'")
+        except StatesError as too_big:
+            self._task_failed(step, execution, path, state, too_big.error, too_big.cause)
+            return
         if task["kind"] == "function":
             step.emit(execution, path, "LambdaFunctionSucceeded", "lambdaFunctionSucceededEventDetails", _io_details("output", invocation.payload))
             self._task_result(step, execution, path, state, json.loads(invocation.payload))

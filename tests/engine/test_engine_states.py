@@ -281,6 +281,14 @@ def test_wait_forms_wait_on_virtual_time(run, field, value, execution_input, sec
         assert exited["timestamp"] == datetime(2027, 1, 15, 8, 0, tzinfo=timezone.utc)
 
 
+def test_the_execution_times_out_after_the_definitions_timeout_seconds(run):
+    definition = {**end("W", {"Type": "Wait", "Seconds": 3600}), "TimeoutSeconds": 60}
+    finished = run(definition)
+    assert (finished.status, finished.error) == ("TIMED_OUT", "States.Timeout")
+    assert finished.types[-1] == "ExecutionTimedOut"
+    assert (finished.history[-1]["timestamp"] - finished.history[0]["timestamp"]).total_seconds() == pytest.approx(60, abs=0.01)
+
+
 def test_wait_seconds_path_must_be_a_non_negative_integer(run):
     finished = run(end("W", {"Type": "Wait", "SecondsPath": "$.delay"}), {"delay": "soon"})
     assert (finished.status, finished.error) == ("FAILED", "States.Runtime")
