@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -51,9 +52,9 @@ def load_workflows(engine: Engine, definitions_dir: Path = STATEMACHINES_DIR) ->
 
 @app.command()
 def serve(
-    port: int = typer.Option(8083, help="The port of the Step Functions API on 127.0.0.1."),
-    db: Path = typer.Option(Path(".cdcflow/engine.sqlite"), help="The journal; executions in it resume on start."),
-    host: str = typer.Option("127.0.0.1", help="The address to listen on."),
+    port: Annotated[int, typer.Option(help="The port of the Step Functions API (0 picks a free one).")] = 8083,
+    db: Annotated[Path, typer.Option(help="The journal; executions in it resume on start.")] = Path(".cdcflow/engine.sqlite"),
+    host: Annotated[str, typer.Option(help="The address to listen on.")] = "127.0.0.1",
 ) -> None:
     """Serve the Step Functions API with cdcflow's workflows, until SIGTERM or Ctrl-C."""
     db.parent.mkdir(parents=True, exist_ok=True)

@@ -32,9 +32,26 @@ from typing import Any
 from localsfn import interpreter
 from localsfn.clock import Clock, SystemClock, VirtualClock
 from localsfn.errors import ServiceError
-from localsfn.interpreter import AWAITING_TOKEN, PAYLOAD_LIMIT_BYTES, READY, RUNNING, Execution, Interpreter, Path, Step
+from localsfn.interpreter import (
+    AWAITING_TOKEN,
+    PAYLOAD_LIMIT_BYTES,
+    READY,
+    RUNNING,
+    Execution,
+    Interpreter,
+    Path,
+    Step,
+)
 from localsfn.journal import Journal
-from localsfn.lambdas import ACCOUNT, REGION, Handler, Invocation, invoke, not_found_cause, unqualified
+from localsfn.lambdas import (
+    ACCOUNT,
+    REGION,
+    Handler,
+    Invocation,
+    invoke,
+    not_found_cause,
+    unqualified,
+)
 from localsfn.timestamps import as_datetime
 from localsfn.validation import validate
 

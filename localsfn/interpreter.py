@@ -25,8 +25,8 @@ from typing import Any
 
 from localsfn.choice import choose
 from localsfn.errors import StatesError
-from localsfn.jsonpath import read_path, write_result
 from localsfn.journal import Batch, Event
+from localsfn.jsonpath import read_path, write_result
 from localsfn.lambdas import REGION, Handler, Invocation, function_arn, not_found_cause
 from localsfn.payload import render
 from localsfn.timestamps import iso_timestamp, parse_timestamp
@@ -322,7 +322,7 @@ class Interpreter:
     def _pass(self, step: Step, execution: Execution, path: Path, state: dict) -> None:
         context = self._context(execution, path)
         effective = _parameters(state, _input_path(state, path.data, context), context)
-        result = state["Result"] if "Result" in state else effective
+        result = state.get("Result", effective)
         output = _output_path(state, write_result(state.get("ResultPath", "$"), path.data, result), context)
         self._exit(step, execution, path, state, output)
 

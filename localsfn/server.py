@@ -168,7 +168,7 @@ def _handler_class(engine: Engine) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
         server_version = "localsfn"
 
-        def do_POST(self) -> None:  # noqa: N802 - the http.server naming
+        def do_POST(self) -> None:
             try:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 target = self.headers.get("X-Amz-Target", "")
@@ -197,7 +197,7 @@ def _handler_class(engine: Engine) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the http.server signature
+        def log_message(self, format: str, *args: Any) -> None:
             # Requests carry execution input and task output: do not log them.
             return
 

@@ -14,7 +14,12 @@ import boto3
 import pytest
 
 from cdcflow.catalogue import local_definition_substitutions
-from cdcflow.engine_cli import STATEMACHINES_DIR, load_workflows, state_machine_name, substitute
+from cdcflow.engine_cli import (
+    STATEMACHINES_DIR,
+    load_workflows,
+    state_machine_name,
+    substitute,
+)
 from localsfn import Engine
 
 

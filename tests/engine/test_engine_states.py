@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -278,7 +278,7 @@ def test_wait_forms_wait_on_virtual_time(run, field, value, execution_input, sec
     if seconds is not None:
         assert (exited["timestamp"] - entered["timestamp"]).total_seconds() == pytest.approx(seconds, abs=0.01)
     else:
-        assert exited["timestamp"] == datetime(2027, 1, 15, 8, 0, tzinfo=timezone.utc)
+        assert exited["timestamp"] == datetime(2027, 1, 15, 8, 0, tzinfo=UTC)
 
 
 def test_the_execution_times_out_after_the_definitions_timeout_seconds(run):
