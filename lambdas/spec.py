@@ -92,7 +92,12 @@ class PipelineSpec:
         return PipelineNames(self.pipeline_id, self.kafka.topic_prefix)
 
     def to_dict(self) -> dict[str, Any]:
-        document = asdict(self)
+        """The spec as a document `parse_spec` accepts: defaults filled, unset optionals left out.
+
+        The schema has no nulls, and every step re-validates the spec it is
+        given, so an unset optional must be absent rather than `None`.
+        """
+        document = asdict(self, dict_factory=lambda fields: {key: value for key, value in fields if value is not None})
         document["source"]["tables"] = list(self.source.tables)
         return document
 
