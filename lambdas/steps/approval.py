@@ -12,7 +12,9 @@ from lambdas.common import step_handler
 from lambdas.spec import PipelineSpec
 
 
-@step_handler
+# Not idempotent by execution and state: a retried attempt brings a new task
+# token, and the workflow waits on that one, so it must be stored every time.
+@step_handler(idempotent=False)
 def request_handler(spec: PipelineSpec, event: dict[str, Any]) -> dict[str, Any]:
     registry.store_task_token(spec.pipeline_id, event["task_token"])
     registry.set_step(spec.pipeline_id, "RequestApproval")
