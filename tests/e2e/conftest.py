@@ -18,9 +18,7 @@ from lambdas.local_tables import ensure_tables
 from localsfn import Engine
 
 
-def pytest_collection_modifyitems(
-    config: pytest.Config, items: list[pytest.Item]
-) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     folder = config.rootpath / "tests" / "e2e"
     for item in items:
         if item.path.is_relative_to(folder):
@@ -69,9 +67,7 @@ def captured_table(local_stack: Endpoints) -> str:
 
 
 @pytest.fixture(scope="session")
-def spec_for(
-    local_stack: Endpoints, captured_table: str
-) -> Callable[..., dict[str, Any]]:
+def spec_for(local_stack: Endpoints, captured_table: str) -> Callable[..., dict[str, Any]]:
     """`spec_for(pipeline_id, **sections)`: a spec for a pipeline on the local stack."""
 
     def make(pipeline_id: str, **sections: Any) -> dict[str, Any]:
@@ -97,11 +93,7 @@ def spec_for(
             },
         }
         for section, values in sections.items():
-            spec[section] = (
-                {**spec.get(section, {}), **values}
-                if isinstance(values, dict)
-                else values
-            )
+            spec[section] = {**spec.get(section, {}), **values} if isinstance(values, dict) else values
         return spec
 
     return make
@@ -122,6 +114,4 @@ def in_process_engine(
 @pytest.fixture
 def engine_with(workflow_env: Endpoints, tmp_path: Path) -> Callable[..., Any]:
     """`with engine_with(functions) as (engine, machines):` runs an in-process engine on a fresh journal."""
-    return lambda functions=resolve_local_function: in_process_engine(
-        tmp_path / "journal.sqlite", functions
-    )
+    return lambda functions=resolve_local_function: in_process_engine(tmp_path / "journal.sqlite", functions)

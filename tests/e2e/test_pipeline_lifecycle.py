@@ -44,9 +44,7 @@ def wait_for_execution(sfn: Any, arn: str) -> dict[str, Any]:
 def full_history(sfn: Any, arn: str) -> list[dict[str, Any]]:
     events, token = [], None
     while True:
-        page = sfn.get_execution_history(
-            executionArn=arn, maxResults=1000, **({"nextToken": token} if token else {})
-        )
+        page = sfn.get_execution_history(executionArn=arn, maxResults=1000, **({"nextToken": token} if token else {}))
         events += page["events"]
         token = page.get("nextToken")
         if not token:
@@ -70,16 +68,12 @@ def api(stack: Endpoints) -> Iterator[requests.Session]:
         yield session
 
 
-def call(
-    api: requests.Session, method: str, path: str, **kwargs: Any
-) -> requests.Response:
+def call(api: requests.Session, method: str, path: str, **kwargs: Any) -> requests.Response:
     return api.request(method, api.base_url + path, timeout=30, **kwargs)  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="module")
-def provisioned(
-    stack: Endpoints, sfn: Any, api: requests.Session, spec_for: Any
-) -> dict[str, Any]:
+def provisioned(stack: Endpoints, sfn: Any, api: requests.Session, spec_for: Any) -> dict[str, Any]:
     spec = spec_for(PIPELINE_ID)
     response = call(api, "POST", "/pipelines", json=spec)
     assert response.status_code == 202, response.text
@@ -88,16 +82,12 @@ def provisioned(
     return {"spec": spec, "accepted": response.json(), "execution": execution}
 
 
-def test_a_retried_request_returns_the_same_execution_and_another_spec_is_refused(
-    provisioned, api, spec_for
-) -> None:
+def test_a_retried_request_returns_the_same_execution_and_another_spec_is_refused(provisioned, api, spec_for) -> None:
     again = call(api, "POST", "/pipelines", json=provisioned["spec"])
     assert again.status_code == 202
     assert again.json()["execution_arn"] == provisioned["accepted"]["execution_arn"]
 
-    other = call(
-        api, "POST", "/pipelines", json=spec_for(PIPELINE_ID, kafka={"partitions": 3})
-    )
+    other = call(api, "POST", "/pipelines", json=spec_for(PIPELINE_ID, kafka={"partitions": 3}))
     assert other.status_code == 409
     assert "different spec" in other.json()["message"]
 
@@ -110,9 +100,7 @@ def test_the_pipeline_is_active_with_its_execution(provisioned, api) -> None:
     assert pipeline["execution_arn"] == provisioned["execution"]["executionArn"]
 
 
-def _consume_changes(
-    stack: Endpoints, topic: str, ids: set[int]
-) -> dict[int, list[str]]:
+def _consume_changes(stack: Endpoints, topic: str, ids: set[int]) -> dict[int, list[str]]:
     """Debezium operations per row id for `ids`, read from `topic` until each has c, u and d (or the timeout)."""
     operations: dict[int, list[str]] = {row_id: [] for row_id in ids}
     consumer = KafkaConsumer(
@@ -124,9 +112,7 @@ def _consume_changes(
     )
     deadline = time.monotonic() + CHANGE_TIMEOUT_SECONDS
     try:
-        while time.monotonic() < deadline and any(
-            ops[-1:] != ["d"] for ops in operations.values()
-        ):
+        while time.monotonic() < deadline and any(ops[-1:] != ["d"] for ops in operations.values()):
             for message in consumer:
                 if message.value is None:  # the tombstone after a delete
                     continue
@@ -139,9 +125,7 @@ def _consume_changes(
     return operations
 
 
-def test_changes_at_the_source_arrive_in_kafka_and_at_the_sink(
-    provisioned, stack
-) -> None:
+def test_changes_at_the_source_arrive_in_kafka_and_at_the_sink(provisioned, stack) -> None:
     with psycopg.connect(stack.postgres.source_dsn(), autocommit=True) as source:
         ids = [
             source.execute(
@@ -150,15 +134,11 @@ def test_changes_at_the_source_arrive_in_kafka_and_at_the_sink(
             ).fetchone()[0]
             for item in ("lamp", "desk", "chair")
         ]
-        source.execute(
-            "UPDATE public.e2e_orders SET qty = qty + 41 WHERE id = ANY(%s)", [ids]
-        )
+        source.execute("UPDATE public.e2e_orders SET qty = qty + 41 WHERE id = ANY(%s)", [ids])
         # The first two rows are deleted; the third stays, and must reach the sink updated.
         source.execute("DELETE FROM public.e2e_orders WHERE id = ANY(%s)", [ids[:2]])
 
-    operations = _consume_changes(
-        stack, f"cdcflow.{PIPELINE_ID}.public.e2e_orders", set(ids)
-    )
+    operations = _consume_changes(stack, f"cdcflow.{PIPELINE_ID}.public.e2e_orders", set(ids))
     assert operations == {
         ids[0]: ["c", "u", "d"],
         ids[1]: ["c", "u", "d"],
@@ -178,24 +158,15 @@ def test_changes_at_the_source_arrive_in_kafka_and_at_the_sink(
     assert rows == [(ids[2], "chair", 42)]
 
 
-def test_no_password_appears_in_the_execution_history_or_the_service_logs(
-    provisioned, stack, sfn
-) -> None:
+def test_no_password_appears_in_the_execution_history_or_the_service_logs(provisioned, stack, sfn) -> None:
     passwords = {
         read_credentials(f"cdcflow/{PIPELINE_ID}/replication").password,
         read_credentials(stack.aws.source_admin_secret).password,
         read_credentials(stack.aws.sink_admin_secret).password,
     }
-    history = json.dumps(
-        full_history(sfn, provisioned["execution"]["executionArn"]), default=str
-    )
-    logs = "".join(
-        path.read_text(errors="replace")
-        for path in config_from_env().logs_dir.glob("*.log")
-    )
-    assert (
-        "CreateReplicationUser" in history
-    )  # the history really holds the steps' inputs and outputs
+    history = json.dumps(full_history(sfn, provisioned["execution"]["executionArn"]), default=str)
+    logs = "".join(path.read_text(errors="replace") for path in config_from_env().logs_dir.glob("*.log"))
+    assert "CreateReplicationUser" in history  # the history really holds the steps' inputs and outputs
     assert "step succeeded" in logs  # and the logs really hold the handlers' lines
     for password in passwords:
         assert password not in history

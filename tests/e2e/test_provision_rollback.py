@@ -63,9 +63,7 @@ class FaultPlan:
     """Wraps the real handlers: the listed states fail with the given errors, in order, before running for real."""
 
     def __init__(self, failures: dict[str, list[Exception]]) -> None:
-        self.pending = defaultdict(
-            list, {state: list(errors) for state, errors in failures.items()}
-        )
+        self.pending = defaultdict(list, {state: list(errors) for state, errors in failures.items()})
         self.calls: Counter[str] = Counter()
 
     def __call__(self, arn: str) -> Callable[[dict[str, Any], Any], Any] | None:
@@ -83,9 +81,7 @@ class FaultPlan:
         return invoke
 
 
-def provision(
-    engine_with: Callable[..., Any], spec: dict[str, Any], plan: FaultPlan
-) -> dict[str, Any]:
+def provision(engine_with: Callable[..., Any], spec: dict[str, Any], plan: FaultPlan) -> dict[str, Any]:
     with engine_with(plan) as (engine, machines):
         arn = engine.start_execution(
             machines["ProvisionPipeline"],
@@ -106,13 +102,9 @@ def teardown(engine_with: Callable[..., Any], spec: dict[str, Any]) -> dict[str,
 
 
 @pytest.mark.parametrize("failing_state", HAPPY_PATH_TASKS)
-def test_a_failing_step_is_rolled_back_without_leftovers(
-    engine_with, spec_for, failing_state: str
-) -> None:
+def test_a_failing_step_is_rolled_back_without_leftovers(engine_with, spec_for, failing_state: str) -> None:
     spec = spec_for(f"rb_{failing_state.lower()}")
-    plan = FaultPlan(
-        {failing_state: [InjectedFault(f"injected failure at {failing_state}")]}
-    )
+    plan = FaultPlan({failing_state: [InjectedFault(f"injected failure at {failing_state}")]})
 
     execution = provision(engine_with, spec, plan)
 
@@ -129,35 +121,24 @@ def test_a_failing_step_is_rolled_back_without_leftovers(
         assert entry.status is PipelineStatus.FAILED
         assert entry.current_step == failing_state
         assert entry.last_error["error"] == "InjectedFault"
-        assert (
-            entry.last_error["cause"]
-            == f"{failing_state}: injected failure at {failing_state}"
-        )
+        assert entry.last_error["cause"] == f"{failing_state}: injected failure at {failing_state}"
     assert footprint(parse_spec(spec)).present() == {}
 
 
-def test_compensations_that_fail_once_are_retried_and_finish(
-    engine_with, spec_for
-) -> None:
+def test_compensations_that_fail_once_are_retried_and_finish(engine_with, spec_for) -> None:
     spec = spec_for("rb_flaky_compensations")
     failures: dict[str, list[Exception]] = {
         "CheckCanaryArrived": [InjectedFault("injected failure at CheckCanaryArrived")]
     }
     for compensation, error in COMPENSATIONS.items():
-        failures[compensation] = [
-            error(f"injected transient failure at {compensation}")
-        ]
+        failures[compensation] = [error(f"injected transient failure at {compensation}")]
     plan = FaultPlan(failures)
 
     execution = provision(engine_with, spec, plan)
 
     assert execution["status"] == "FAILED"
-    assert (
-        execution["error"] == "InjectedFault"
-    )  # the original failure, not a compensation's
-    assert {
-        compensation: plan.calls[compensation] for compensation in COMPENSATIONS
-    } == dict.fromkeys(COMPENSATIONS, 2)
+    assert execution["error"] == "InjectedFault"  # the original failure, not a compensation's
+    assert {compensation: plan.calls[compensation] for compensation in COMPENSATIONS} == dict.fromkeys(COMPENSATIONS, 2)
     entry = registry.get(spec["pipeline_id"])
     assert entry.status is PipelineStatus.FAILED
     assert entry.last_error == {
@@ -167,9 +148,7 @@ def test_compensations_that_fail_once_are_retried_and_finish(
     assert footprint(parse_spec(spec)).present() == {}
 
 
-def test_a_compensation_that_keeps_failing_is_reported_and_teardown_finishes_the_job(
-    engine_with, spec_for
-) -> None:
+def test_a_compensation_that_keeps_failing_is_reported_and_teardown_finishes_the_job(engine_with, spec_for) -> None:
     spec = spec_for("rb_stuck_compensation")
     plan = FaultPlan(
         {
@@ -190,9 +169,7 @@ def test_a_compensation_that_keeps_failing_is_reported_and_teardown_finishes_the
         "DropSlot: InjectedFault: injected failure at DropSlot",
     }
     # Everything but the slot was undone; the slot is named as left behind.
-    assert footprint(parse_spec(spec)).present() == {
-        "slots": [f"cdcflow_{spec['pipeline_id']}"]
-    }
+    assert footprint(parse_spec(spec)).present() == {"slots": [f"cdcflow_{spec['pipeline_id']}"]}
 
     finished = teardown(engine_with, spec)
 
