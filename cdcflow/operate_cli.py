@@ -1,4 +1,4 @@
-"""The operator's commands: provision, status, watch, history, teardown, approve, reject.
+"""The operator's commands: provision, status, watch, history, teardown, approve, reject, reconcile.
 
 Each command talks to the pipelines API (`--api-url`) and follows executions
 through the Step Functions API (`--sfn-endpoint`). By default both are the
@@ -6,14 +6,23 @@ local ones; `--aws` or `--profile` switches to AWS with boto3's normal
 credential resolution (requests to the API are then SigV4-signed, and the
 API's URL must be given).
 
-Exit codes: 0 success; 1 the pipeline's execution failed; 2 bad input (the
-request was refused: invalid spec, unknown pipeline, conflict); 3 the API or
-the Step Functions endpoint could not be reached, or failed.
+`reconcile` runs a reconciliation sweep: in this process against the local
+stack, or with `--aws`/`--profile` by invoking the deployed Reconcile function.
+
+Exit codes: 0 success (for `reconcile`: everything healthy); 1 the pipeline's
+execution failed; 2 bad input (the request was refused: invalid spec, unknown
+pipeline, conflict); 3 the API, the Step Functions endpoint, the registry or
+the Reconcile function could not be reached, or failed; 4 (`reconcile`) drift
+was found: a pipeline not ACTIVE, a connector restarted, a publication
+re-aligned, an orphan (even one this sweep deleted), a stuck execution;
+5 (`reconcile`) the sweep could not check or repair something, which
+outweighs 4 since what it could not see may hide more.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +38,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+import cdcflow.local
+from cdcflow.local.config import aws_environment, config_from_env
 from cdcflow.operate import (
     CAUGHT,
     DEFAULT_API_URL,
@@ -44,26 +55,49 @@ from cdcflow.operate import (
     event_rows,
     follow_execution,
     full_history,
+    reconcile_findings,
+    reconcile_incomplete,
+    reconcile_locally,
+    reconcile_on_aws,
     stepfunctions_client,
 )
+from lambdas.reconcile_policy import ReconcileSettingsInvalid
 
 EXIT_OK = 0
 EXIT_PIPELINE_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_UNREACHABLE = 3
+EXIT_DRIFT_FOUND = 4
+EXIT_SWEEP_INCOMPLETE = 5
+# The tables of the local stack's registry and idempotency records.
+LOCAL_REGISTRY_TABLE = "cdcflow-registry"
+LOCAL_IDEMPOTENCY_TABLE = "cdcflow-idempotency"
 # States that start and end in one instant: only their end is worth a line.
 _INSTANT_STATES = frozenset({"Pass", "Choice", "Succeed", "Fail"})
 
 app = typer.Typer(help="Provision and operate pipelines through the pipelines API.", no_args_is_help=True)
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# Lines are not wrapped (tables still fit the width): an error's cause stays on one line, whole.
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-ApiUrlOption = Annotated[str | None, typer.Option(
-    "--api-url", envvar="CDCFLOW_API_URL", show_default=False,
-    help=f"The pipelines API (default: {DEFAULT_API_URL}, the local API; required with --aws/--profile)")]
-SfnEndpointOption = Annotated[str | None, typer.Option(
-    "--sfn-endpoint", envvar="CDCFLOW_SFN_ENDPOINT", show_default=False,
-    help=f"The Step Functions endpoint (default: {DEFAULT_SFN_ENDPOINT}, the local engine; AWS with --aws/--profile)")]
+ApiUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--api-url",
+        envvar="CDCFLOW_API_URL",
+        show_default=False,
+        help=f"The pipelines API (default: {DEFAULT_API_URL}, the local API; required with --aws/--profile)",
+    ),
+]
+SfnEndpointOption = Annotated[
+    str | None,
+    typer.Option(
+        "--sfn-endpoint",
+        envvar="CDCFLOW_SFN_ENDPOINT",
+        show_default=False,
+        help=f"The Step Functions endpoint (default: {DEFAULT_SFN_ENDPOINT}, the local engine; AWS with --aws/--profile)",
+    ),
+]
 AwsOption = Annotated[bool, typer.Option("--aws", help="Use AWS, with boto3's normal credential resolution")]
 ProfileOption = Annotated[str | None, typer.Option("--profile", help="The AWS profile to use (implies --aws)")]
 RegionOption = Annotated[str | None, typer.Option("--region", help="The AWS region (default: boto3's)")]
@@ -85,8 +119,9 @@ class Connection:
         return stepfunctions_client(self.sfn_endpoint, self.session)
 
 
-def _connect(api_url: str | None, sfn_endpoint: str | None, use_aws: bool, profile: str | None,
-             region: str | None) -> Connection:
+def _connect(
+    api_url: str | None, sfn_endpoint: str | None, use_aws: bool, profile: str | None, region: str | None
+) -> Connection:
     on_aws = use_aws or profile is not None
     try:
         session = boto3.Session(profile_name=profile, region_name=region)
@@ -132,8 +167,9 @@ def load_spec_file(path: Path) -> Any:
             return yaml.safe_load(text)
         return json.loads(text)
     except (ValueError, yaml.YAMLError) as error:
-        raise BadInput(f"{path} is not valid {'YAML' if path.suffix.lower() in ('.yaml', '.yml') else 'JSON'}: "
-                       f"{error}") from None
+        raise BadInput(
+            f"{path} is not valid {'YAML' if path.suffix.lower() in ('.yaml', '.yml') else 'JSON'}: {error}"
+        ) from None
 
 
 def _seconds(duration: timedelta | None) -> str:
@@ -151,19 +187,24 @@ def print_step_change(change: StepChange) -> None:
         if row.state_type not in _INSTANT_STATES:
             out.print(f"[dim]{_clock(row.entered_at)}[/]  [cyan]▶[/] {escape(row.name)}")
     elif change.kind == "retried":
-        out.print(f"[dim]{_clock(row.entered_at)}[/]  [yellow]↻[/] {escape(row.name)}: attempt {row.attempts}"
-                  + (f" after {escape(row.error)}" if row.error else ""))
+        out.print(
+            f"[dim]{_clock(row.entered_at)}[/]  [yellow]↻[/] {escape(row.name)}: attempt {row.attempts}"
+            + (f" after {escape(row.error)}" if row.error else "")
+        )
     elif row.status == SUCCEEDED:
         if row.state_type in _INSTANT_STATES:
             out.print(f"[dim]{_clock(row.exited_at)}  · {escape(row.name)}[/]")
         else:
-            out.print(f"[dim]{_clock(row.exited_at)}[/]  [green]✓[/] {escape(row.name)} "
-                      f"[dim]{_seconds(row.duration)}[/]")
+            out.print(
+                f"[dim]{_clock(row.exited_at)}[/]  [green]✓[/] {escape(row.name)} [dim]{_seconds(row.duration)}[/]"
+            )
     else:
         outcome = "caught, compensating" if row.status == CAUGHT else row.status
         reason = escape(f"{row.error}: {cause_message(row.cause)}") if row.error else ""
-        out.print(f"[dim]{_clock(row.exited_at)}[/]  [red]✗[/] {escape(row.name)} [dim]{_seconds(row.duration)}[/] "
-                  f"[red]{outcome}[/] {reason}".rstrip())
+        out.print(
+            f"[dim]{_clock(row.exited_at)}[/]  [red]✗[/] {escape(row.name)} [dim]{_seconds(row.duration)}[/] "
+            f"[red]{outcome}[/] {reason}".rstrip()
+        )
 
 
 def _follow(connection: Connection, pipeline_id: str, execution_arn: str) -> int:
@@ -179,16 +220,21 @@ def _follow(connection: Connection, pipeline_id: str, execution_arn: str) -> int
 
 
 def _started(response: dict[str, Any], what: str) -> None:
-    out.print(f"{what} [bold]{escape(response['pipeline_id'])}[/]: "
-              + escape(f"execution {response['execution_arn']} ({response['status']})"))
+    out.print(
+        f"{what} [bold]{escape(response['pipeline_id'])}[/]: "
+        + escape(f"execution {response['execution_arn']} ({response['status']})")
+    )
 
 
 @app.command()
 def provision(
     spec_file: Annotated[Path, typer.Argument(help="The pipeline spec, JSON or YAML", show_default=False)],
     no_follow: NoFollowOption = False,
-    api_url: ApiUrlOption = None, sfn_endpoint: SfnEndpointOption = None, use_aws: AwsOption = False,
-    profile: ProfileOption = None, region: RegionOption = None,
+    api_url: ApiUrlOption = None,
+    sfn_endpoint: SfnEndpointOption = None,
+    use_aws: AwsOption = False,
+    profile: ProfileOption = None,
+    region: RegionOption = None,
 ) -> None:
     """Provision the pipeline a spec file describes, and follow it step by step until ACTIVE or failed."""
     with _exit_codes():
@@ -210,8 +256,14 @@ def _last_error(pipeline: dict[str, Any]) -> str:
 def _pipelines_table(pipelines: list[dict[str, Any]]) -> Table:
     table = Table("PIPELINE", "OWNER", "STATUS", "STEP", "UPDATED", "LAST ERROR")
     for pipeline in pipelines:
-        cells = [pipeline["pipeline_id"], pipeline.get("owner"), pipeline["status"], pipeline.get("current_step"),
-                 pipeline.get("updated_at"), _last_error(pipeline)]
+        cells = [
+            pipeline["pipeline_id"],
+            pipeline.get("owner"),
+            pipeline["status"],
+            pipeline.get("current_step"),
+            pipeline.get("updated_at"),
+            _last_error(pipeline),
+        ]
         table.add_row(*(escape(str(cell or "")) for cell in cells))
     return table
 
@@ -219,8 +271,19 @@ def _pipelines_table(pipelines: list[dict[str, Any]]) -> Table:
 def _details_table(pipeline: dict[str, Any]) -> Table:
     table = Table(show_header=False, box=None)
     shown = {**pipeline, "last_error": _last_error(pipeline) or None}
-    fields = ["pipeline_id", "owner", "status", "current_step", "last_error", "slot_lag_bytes",
-              "execution_arn", "teardown_execution_arn", "created_at", "updated_at", "spec_fingerprint"]
+    fields = [
+        "pipeline_id",
+        "owner",
+        "status",
+        "current_step",
+        "last_error",
+        "slot_lag_bytes",
+        "execution_arn",
+        "teardown_execution_arn",
+        "created_at",
+        "updated_at",
+        "spec_fingerprint",
+    ]
     for field in fields:
         if shown.get(field) is not None:
             table.add_row(f"[bold]{field}[/]", escape(str(shown[field])))
@@ -229,12 +292,16 @@ def _details_table(pipeline: dict[str, Any]) -> Table:
 
 @app.command()
 def status(
-    pipeline_id: Annotated[str | None, typer.Argument(help="One pipeline's details (default: list them all)",
-                                                      show_default=False)] = None,
+    pipeline_id: Annotated[
+        str | None, typer.Argument(help="One pipeline's details (default: list them all)", show_default=False)
+    ] = None,
     status_filter: Annotated[str | None, typer.Option("--status", help="Only pipelines with this status")] = None,
     owner: Annotated[str | None, typer.Option("--owner", help="Only this owner's pipelines")] = None,
-    api_url: ApiUrlOption = None, sfn_endpoint: SfnEndpointOption = None, use_aws: AwsOption = False,
-    profile: ProfileOption = None, region: RegionOption = None,
+    api_url: ApiUrlOption = None,
+    sfn_endpoint: SfnEndpointOption = None,
+    use_aws: AwsOption = False,
+    profile: ProfileOption = None,
+    region: RegionOption = None,
 ) -> None:
     """A table of pipelines, or one pipeline's status, current step, last error and execution."""
     with _exit_codes():
@@ -266,8 +333,11 @@ def _execution_of(connection: Connection, pipeline_id: str) -> str:
 @app.command()
 def watch(
     pipeline_id: PipelineIdArgument,
-    api_url: ApiUrlOption = None, sfn_endpoint: SfnEndpointOption = None, use_aws: AwsOption = False,
-    profile: ProfileOption = None, region: RegionOption = None,
+    api_url: ApiUrlOption = None,
+    sfn_endpoint: SfnEndpointOption = None,
+    use_aws: AwsOption = False,
+    profile: ProfileOption = None,
+    region: RegionOption = None,
 ) -> None:
     """Follow a pipeline's current execution step by step (replaying it if it has ended)."""
     with _exit_codes():
@@ -282,8 +352,11 @@ def watch(
 @app.command()
 def history(
     pipeline_id: PipelineIdArgument,
-    api_url: ApiUrlOption = None, sfn_endpoint: SfnEndpointOption = None, use_aws: AwsOption = False,
-    profile: ProfileOption = None, region: RegionOption = None,
+    api_url: ApiUrlOption = None,
+    sfn_endpoint: SfnEndpointOption = None,
+    use_aws: AwsOption = False,
+    profile: ProfileOption = None,
+    region: RegionOption = None,
 ) -> None:
     """The events of a pipeline's current execution, as a table."""
     with _exit_codes():
@@ -292,8 +365,14 @@ def history(
         execution_arn = _execution_of(connection, pipeline_id)
         table = Table("#", "TIME", "ELAPSED", "EVENT", "STATE", "DETAIL", title=execution_arn)
         for row in event_rows(full_history(connection.stepfunctions(), execution_arn)):
-            table.add_row(str(row.event_id), _clock(row.timestamp), _seconds(row.elapsed), row.event_type,
-                          escape(row.state or ""), escape(row.detail or ""))
+            table.add_row(
+                str(row.event_id),
+                _clock(row.timestamp),
+                _seconds(row.elapsed),
+                row.event_type,
+                escape(row.state or ""),
+                escape(row.detail or ""),
+            )
         out.print(table)
 
 
@@ -302,8 +381,11 @@ def teardown(
     pipeline_id: PipelineIdArgument,
     keep_topics: Annotated[bool, typer.Option("--keep-topics", help="Keep the pipeline's Kafka topics")] = False,
     no_follow: NoFollowOption = False,
-    api_url: ApiUrlOption = None, sfn_endpoint: SfnEndpointOption = None, use_aws: AwsOption = False,
-    profile: ProfileOption = None, region: RegionOption = None,
+    api_url: ApiUrlOption = None,
+    sfn_endpoint: SfnEndpointOption = None,
+    use_aws: AwsOption = False,
+    profile: ProfileOption = None,
+    region: RegionOption = None,
 ) -> None:
     """Tear a pipeline down (connectors, slot, publication, heartbeat table, user, secret, topics) and follow it."""
     with _exit_codes():
@@ -325,8 +407,11 @@ def _answer(pipeline_id: str, approved: bool, comment: str | None, connection: C
 def approve(
     pipeline_id: PipelineIdArgument,
     comment: Annotated[str | None, typer.Option("--comment", help="A note passed to the workflow")] = None,
-    api_url: ApiUrlOption = None, sfn_endpoint: SfnEndpointOption = None, use_aws: AwsOption = False,
-    profile: ProfileOption = None, region: RegionOption = None,
+    api_url: ApiUrlOption = None,
+    sfn_endpoint: SfnEndpointOption = None,
+    use_aws: AwsOption = False,
+    profile: ProfileOption = None,
+    region: RegionOption = None,
 ) -> None:
     """Approve the step a pipeline's workflow is waiting on (the reboot of an RDS source)."""
     with _exit_codes():
@@ -338,10 +423,221 @@ def approve(
 def reject(
     pipeline_id: PipelineIdArgument,
     reason: Annotated[str | None, typer.Option("--reason", help="Why; the failure's cause in the workflow")] = None,
-    api_url: ApiUrlOption = None, sfn_endpoint: SfnEndpointOption = None, use_aws: AwsOption = False,
-    profile: ProfileOption = None, region: RegionOption = None,
+    api_url: ApiUrlOption = None,
+    sfn_endpoint: SfnEndpointOption = None,
+    use_aws: AwsOption = False,
+    profile: ProfileOption = None,
+    region: RegionOption = None,
 ) -> None:
     """Reject the step a pipeline's workflow is waiting on; the workflow rolls the pipeline back."""
     with _exit_codes():
         connection = _connect(api_url, sfn_endpoint, use_aws, profile, region)
     _answer(pipeline_id, False, reason, connection)
+
+
+# -- reconcile ------------------------------------------------------------------
+
+
+def _bytes(size: int | None) -> str:
+    if size is None:
+        return "unknown"
+    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} B"
+
+
+def _slot_cell(pipeline: dict[str, Any]) -> str:
+    if pipeline["slot_active"] is None:
+        return "[dim]not seen[/]"
+    state = "active" if pipeline["slot_active"] else "[yellow]inactive[/]"
+    return f"{state}, lag {_bytes(pipeline['slot_lag_bytes'])}"
+
+
+def _connector_cell(state: str | None) -> str:
+    colour = {"RUNNING": "green", "FAILED": "red", "MISSING": "red"}.get(state or "", "yellow")
+    return f"[{colour}]{escape(state)}[/]" if state else "[dim]not seen[/]"
+
+
+def _status_cell(pipeline: dict[str, Any]) -> str:
+    colour = "green" if pipeline["status"] == "ACTIVE" else "red"
+    now = f"[{colour}]{pipeline['status']}[/]"
+    return now if pipeline["status"] == pipeline["previous_status"] else f"{pipeline['previous_status']} → {now}"
+
+
+def _actions_cell(pipeline: dict[str, Any]) -> str:
+    actions = [f"restarted {name}" for name in pipeline["restarted"]]
+    if pipeline["publication_added"]:
+        actions.append(f"publication + {', '.join(pipeline['publication_added'])}")
+    if pipeline["publication_removed"]:
+        actions.append(f"publication - {', '.join(pipeline['publication_removed'])}")
+    return escape("\n".join(actions))
+
+
+def _remarks_cell(pipeline: dict[str, Any]) -> str:
+    lines = [f"[red]{escape(problem)}[/]" for problem in pipeline["problems"]]
+    lines += [f"[red]error: {escape(error)}[/]" for error in pipeline["errors"]]
+    lines += [escape(note) for note in pipeline["notes"]]
+    return "\n".join(lines)
+
+
+def _orphan_outcome(orphan: dict[str, Any], repair: bool) -> str:
+    if orphan["deleted"]:
+        return "[green]deleted[/]"
+    if orphan["error"]:
+        return f"[red]not deleted: {escape(orphan['error'])}[/]"
+    return "[yellow]kept[/] (not chosen for repair)" if repair else "[yellow]kept[/] (--repair deletes it)"
+
+
+def render_reconcile_report(report: dict[str, Any], console: Console) -> None:
+    """A sweep's report as tables: pipelines, orphans, stuck executions and errors, then the verdict."""
+    summary = report["summary"]
+    by_status = ", ".join(f"{status} {count}" for status, count in summary["by_status"].items())
+    console.print(
+        f"[bold]reconcile[/] {escape(report['started_at'])}"
+        + (" [bold](repair)[/]" if report["repair"] else "")
+        + f": {summary['registered']} registered ({by_status}), {summary['reconciled']} checked"
+    )
+    if report["pipelines"]:
+        table = Table(
+            "PIPELINE", "STATUS", "SOURCE", "SINK", "SLOT", "ACTIONS", "PROBLEMS AND NOTES", title="pipelines"
+        )
+        for pipeline in report["pipelines"]:
+            table.add_row(
+                escape(pipeline["pipeline_id"]),
+                _status_cell(pipeline),
+                _connector_cell(pipeline["source_connector"]),
+                _connector_cell(pipeline["sink_connector"]),
+                _slot_cell(pipeline),
+                _actions_cell(pipeline),
+                _remarks_cell(pipeline),
+            )
+        console.print(table)
+    if report["orphans"]:
+        table = Table("KIND", "NAME", "LOCATION", "PIPELINE", "REASON", "OUTCOME", title="orphans")
+        for orphan in report["orphans"]:
+            cells = (orphan["kind"], orphan["name"], orphan["location"], orphan["pipeline_id"], orphan["reason"])
+            table.add_row(*(escape(cell) for cell in cells), _orphan_outcome(orphan, report["repair"]))
+        console.print(table)
+    if report["stuck"]:
+        table = Table("PIPELINE", "STATUS", "STEP", "SINCE", "MINUTES", "EXECUTION", title="stuck executions")
+        for stuck in report["stuck"]:
+            cells = (
+                stuck["pipeline_id"],
+                stuck["status"],
+                stuck["current_step"] or "",
+                stuck["updated_at"],
+                str(stuck["minutes_since_update"]),
+                stuck["execution_arn"],
+            )
+            table.add_row(*(escape(cell) for cell in cells))
+        console.print(table)
+    if report["errors"]:
+        table = Table("TARGET", "LOCATION", "ERROR", "PIPELINES", title="could not check")
+        for error in report["errors"]:
+            cells = (error["target"], error["location"], error["error"], ", ".join(error["pipelines"]))
+            table.add_row(*(escape(cell) for cell in cells))
+        console.print(table)
+    findings = reconcile_findings(report)
+    if reconcile_incomplete(report):
+        console.print("[bold red]incomplete:[/] the sweep could not check everything (see the errors above)")
+    if findings:
+        console.print(f"[bold yellow]drift found:[/] {len(findings)} finding(s)")
+        for finding in findings:
+            console.print(f"  - {escape(finding)}")
+    if not findings and not reconcile_incomplete(report):
+        console.print("[bold green]healthy:[/] nothing to repair")
+
+
+def reconcile_exit_code(report: dict[str, Any]) -> int:
+    """5 when the sweep could not check everything, else 4 when it found drift, else 0."""
+    if reconcile_incomplete(report):
+        return EXIT_SWEEP_INCOMPLETE
+    return EXIT_DRIFT_FOUND if reconcile_findings(report) else EXIT_OK
+
+
+@app.command()
+def reconcile(
+    repair: Annotated[
+        bool, typer.Option("--repair", help="Delete the orphans found (default: only report them)")
+    ] = False,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--only",
+            metavar="PIPELINE_ID",
+            help="With --repair: delete only these pipelines' orphans (repeatable)",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON instead of tables")] = False,
+    use_aws: Annotated[bool, typer.Option("--aws", help="Invoke the deployed Reconcile Lambda function")] = False,
+    profile: ProfileOption = None,
+    region: RegionOption = None,
+) -> None:
+    """Run one reconciliation sweep and report pipelines, orphans, stuck executions and errors.
+
+    Restarts FAILED connectors and re-aligns publications; deletes orphans only
+    with --repair. Locally it runs in this process against the local stack;
+    with --aws/--profile it invokes the deployed Reconcile function and waits
+    for its report. Exit codes: 0 healthy; 4 drift found; 5 something could
+    not be checked; 3 the registry or the function could not be reached.
+    """
+    if only and not repair:
+        err.print("[red]error:[/] --only chooses which orphans --repair deletes; give --repair too")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    on_aws = use_aws or profile is not None
+    with _exit_codes():
+        if on_aws:
+            report = _reconcile_on_aws(repair, only, profile, region)
+        else:
+            report = _reconcile_locally(repair, only)
+    if as_json:
+        out.print_json(data=report)
+    else:
+        render_reconcile_report(report, out)
+    raise typer.Exit(reconcile_exit_code(report))
+
+
+def _reconcile_on_aws(repair: bool, only: list[str] | None, profile: str | None, region: str | None) -> dict:
+    try:
+        session = boto3.Session(profile_name=profile, region_name=region)
+    except ProfileNotFound as error:
+        raise BadInput(str(error)) from None
+    try:
+        return reconcile_on_aws(session, repair=repair, repair_only=only)
+    except (ClientError, BotoCoreError) as error:
+        raise ServiceUnreachable(f"cannot invoke the Reconcile function: {error}") from None
+
+
+def _reconcile_locally(repair: bool, only: list[str] | None) -> dict[str, Any]:
+    environment = local_stack_environment()
+    try:
+        return reconcile_locally(environment, repair=repair, repair_only=only)
+    except ReconcileSettingsInvalid as error:
+        raise BadInput(str(error)) from None
+    except (ClientError, BotoCoreError) as error:
+        raise ServiceUnreachable(f"cannot read the pipeline registry: {error}") from None
+
+
+def local_stack_environment() -> dict[str, str]:
+    """What the local stack's handlers run with: its AWS endpoints, dummy credentials and table names.
+
+    `REGISTRY_TABLE` and `IDEMPOTENCY_TABLE` already set in the environment
+    win over the stack's names. Starts nothing: raises `ServiceUnreachable`
+    naming the services that are not up.
+    """
+    try:
+        config = config_from_env()
+    except ValueError as error:
+        raise BadInput(str(error)) from None
+    not_up = [service.name for service in cdcflow.local.status(config) if service.state != "up"]
+    if not_up:
+        raise ServiceUnreachable(
+            f"the local stack is not running ({', '.join(not_up)} not up); `cdcflow local up` starts it"
+        )
+    return {
+        **aws_environment(cdcflow.local.up(config).endpoints),
+        "REGISTRY_TABLE": os.environ.get("REGISTRY_TABLE", LOCAL_REGISTRY_TABLE),
+        "IDEMPOTENCY_TABLE": os.environ.get("IDEMPOTENCY_TABLE", LOCAL_IDEMPOTENCY_TABLE),
+    }
