@@ -28,12 +28,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 CAPTURED_TABLE = "public.e2e_orders"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def workflow_env(local_stack: Endpoints) -> Iterator[Endpoints]:
     """This process set up as a Lambda function of the local stack sees it: endpoints, tables, credentials.
 
-    The registry and idempotency tables are this session's own, so in-process
-    workflows never meet the entries of the stack's engine service.
+    The registry and idempotency tables are this module's own, so in-process
+    workflows never meet the entries of the stack's engine service; the
+    environment is restored when the module ends, so no later test talks to
+    the stack by accident.
     """
     suffix = uuid.uuid4().hex[:8]
     registry_table, idempotency_table = (
