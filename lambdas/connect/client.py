@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Self
 from urllib.parse import quote
 
 import requests
@@ -57,7 +57,7 @@ class ConnectClient:
     def close(self) -> None:
         self._session.close()
 
-    def __enter__(self) -> ConnectClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -104,6 +104,21 @@ class ConnectClient:
     def pause(self, name: str) -> None:
         """Pause the connector and its tasks (asynchronous on Connect's side)."""
         self._send("PUT", f"/connectors/{_segment(name)}/pause")
+
+    def stop(self, name: str) -> bool:
+        """Stop the connector and shut its tasks down (asynchronous); False if it does not exist.
+
+        A stopped connector keeps its config and offsets; only a stopped one may have its offsets reset.
+        """
+        return self._send("PUT", f"/connectors/{_segment(name)}/stop", allow={404}).status_code != 404
+
+    def reset_offsets(self, name: str) -> bool:
+        """Delete the stored offsets of a STOPPED connector (Kafka 3.6+, KIP-875); False if it does not exist.
+
+        For a source connector these are the positions it resumes from; for a
+        sink connector, its consumer group's committed offsets.
+        """
+        return self._send("DELETE", f"/connectors/{_segment(name)}/offsets", allow={404}).status_code != 404
 
     def resume(self, name: str) -> None:
         """Resume a paused connector (asynchronous on Connect's side)."""

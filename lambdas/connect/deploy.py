@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from lambdas.connect.client import ConnectClient
-from lambdas.connect.errors import ConnectorFailed, ConnectorNotFound, ConnectorNotReady
+from lambdas.connect.errors import ConnectorConfigInvalid, ConnectorFailed, ConnectorNotFound, ConnectorNotReady
 from lambdas.connect.readiness import attempts_exhausted, next_wait_seconds
 from lambdas.connect.traces import MAX_SUMMARY_CHARS, summarise_trace
 from lambdas.errors import ConnectUnavailable
@@ -169,7 +169,42 @@ def delete_pipeline_connectors(client: ConnectClient, spec: PipelineSpec, **wait
     producer. Idempotent; `wait` is passed to `delete_connector`.
     """
     names = [spec.names.sink_connector, spec.names.source_connector]
+    for name in names:
+        forget_offsets(client, name, **wait)
     return [name for name in names if delete_connector(client, name, **wait)]
+
+
+def forget_offsets(
+    client: ConnectClient,
+    name: str,
+    *,
+    timeout_seconds: float = DELETE_TIMEOUT_SECONDS,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> bool:
+    """Stop connector `name` and delete its stored offsets; True if it existed.
+
+    Connect keeps a deleted connector's offsets, and a connector created
+    later under the same name would resume from them: Debezium would skip
+    the initial snapshot of a re-provisioned pipeline. Offsets can only be
+    reset once the connector is STOPPED, so this stops it and retries the
+    reset while the stop (and the rebalance it causes) completes. Idempotent;
+    raises `ConnectUnavailable` if the reset is still refused after
+    `timeout_seconds`.
+    """
+    if not client.stop(name):
+        return False
+    deadline = clock() + timeout_seconds
+    while True:
+        try:
+            client.reset_offsets(name)
+            return True
+        except (ConnectUnavailable, ConnectorConfigInvalid) as exc:  # 400 until STOPPED, 409 during a rebalance
+            if clock() >= deadline:
+                raise ConnectUnavailable(
+                    f"the offsets of connector {name} could not be reset within {timeout_seconds:g} s: {exc}"
+                ) from None
+        sleep(DELETE_POLL_SECONDS)
 
 
 def _without_name(config: Mapping[str, str]) -> dict[str, str]:

@@ -73,3 +73,16 @@ def canary_arrived(sink_conn: psycopg.Connection, spec: PipelineSpec, token: str
     except psycopg.errors.UndefinedTable:
         return False
     return bool(row[0])
+
+
+def drop_canary_sink_table(sink_conn: psycopg.Connection, spec: PipelineSpec) -> bool:
+    """Drop the sink's copy of the heartbeat table (`sink_conn` is to the sink database); True if it existed.
+
+    The table holds only heartbeats and canaries, created by the sink
+    connector: it is cdcflow's, unlike the sink tables of captured tables,
+    which hold the user's data and are never dropped. Idempotent.
+    """
+    table = table_identifier(sink_table_name(spec))
+    existed = sink_conn.execute("SELECT to_regclass(%s) IS NOT NULL", [table.as_string(sink_conn)]).fetchone()[0]
+    sink_conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
+    return bool(existed)
