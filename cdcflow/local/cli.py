@@ -57,6 +57,8 @@ def up() -> None:
     console.print(f"connect    {endpoints.connect.url}", highlight=False)
     console.print(f"dynamodb   {endpoints.dynamodb.url}", highlight=False)
     console.print(f"aws (moto) {endpoints.aws.url}", highlight=False)
+    console.print(f"engine     {endpoints.engine.url} (Step Functions API: --endpoint-url)", highlight=False)
+    console.print(f"api        {endpoints.api.url} (pipelines API)", highlight=False)
 
 
 @app.command()

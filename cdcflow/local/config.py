@@ -32,6 +32,8 @@ class Ports:
     connect: int = 8083
     dynamodb: int = 8000
     moto: int = 5000
+    engine: int = 8600
+    api: int = 8700
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,20 @@ class AwsEndpoint:
 
 
 @dataclass(frozen=True)
+class EngineEndpoint:
+    """The local Step Functions engine: pass `url` as boto3's `endpoint_url` (or the AWS CLI's `--endpoint-url`)."""
+
+    url: str
+
+
+@dataclass(frozen=True)
+class ApiEndpoint:
+    """The local pipelines API (the same handler API Gateway runs)."""
+
+    url: str
+
+
+@dataclass(frozen=True)
 class Endpoints:
     """How to reach every service of a running local stack."""
 
@@ -141,6 +157,8 @@ class Endpoints:
     connect: ConnectEndpoint
     dynamodb: DynamoDBEndpoint
     aws: AwsEndpoint
+    engine: EngineEndpoint
+    api: ApiEndpoint
 
 
 def endpoints_for(config: StackConfig, admin_user: str, admin_password: str) -> Endpoints:
@@ -151,6 +169,8 @@ def endpoints_for(config: StackConfig, admin_user: str, admin_password: str) -> 
         connect=ConnectEndpoint(f"http://{LOOPBACK}:{ports.connect}"),
         dynamodb=DynamoDBEndpoint(f"http://{LOOPBACK}:{ports.dynamodb}"),
         aws=AwsEndpoint(f"http://{LOOPBACK}:{ports.moto}", AWS_REGION, SOURCE_ADMIN_SECRET, SINK_ADMIN_SECRET),
+        engine=EngineEndpoint(f"http://{LOOPBACK}:{ports.engine}"),
+        api=ApiEndpoint(f"http://{LOOPBACK}:{ports.api}"),
     )
 
 

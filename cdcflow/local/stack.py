@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from cdcflow.local import connect, dynamodb, fetch, kafka, moto_server, postgres, process
+from cdcflow.local import connect, dynamodb, fetch, kafka, moto_server, postgres, process, workflows
 from cdcflow.local.config import LOOPBACK, Endpoints, StackConfig, config_from_env, endpoints_for
 from cdcflow.local.errors import PortTaken, ServiceFailed
 from cdcflow.local.service import Service
@@ -27,6 +27,8 @@ SERVICES: tuple[Service, ...] = (
     dynamodb.SERVICE,
     moto_server.SERVICE,
     connect.SERVICE,
+    workflows.ENGINE,
+    workflows.API,
 )
 
 PROBE_PAUSE_SECONDS = 0.5

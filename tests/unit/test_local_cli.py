@@ -21,9 +21,10 @@ def test_status_of_a_stack_that_is_not_running_lists_every_service_as_down(tmp_p
     result = runner.invoke(app, ["status"])
 
     assert result.exit_code == 1
-    for service in ("postgres", "kafka", "connect", "dynamodb", "moto"):
+    services = ("postgres", "kafka", "connect", "dynamodb", "moto", "engine", "api")
+    for service in services:
         assert service in result.output
-    assert result.output.count("down") == 5
+    assert result.output.count("down") == len(services)
 
 
 def test_a_bad_port_variable_is_one_error_line(tmp_path, monkeypatch):

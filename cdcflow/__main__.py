@@ -1,0 +1,5 @@
+"""`python -m cdcflow ...` is the `cdcflow` command."""
+
+from cdcflow.cli import app
+
+app()
