@@ -22,7 +22,6 @@ outweighs 4 since what it could not see may hide more.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,10 +35,11 @@ import yaml
 from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 
 import cdcflow.local
-from cdcflow.local.config import aws_environment, config_from_env
+from cdcflow.local.config import config_from_env
+from cdcflow.local.workflows import lambda_environment
 from cdcflow.operate import (
     CAUGHT,
     DEFAULT_API_URL,
@@ -69,9 +69,6 @@ EXIT_BAD_INPUT = 2
 EXIT_UNREACHABLE = 3
 EXIT_DRIFT_FOUND = 4
 EXIT_SWEEP_INCOMPLETE = 5
-# The tables of the local stack's registry and idempotency records.
-LOCAL_REGISTRY_TABLE = "cdcflow-registry"
-LOCAL_IDEMPOTENCY_TABLE = "cdcflow-idempotency"
 # States that start and end in one instant: only their end is worth a line.
 _INSTANT_STATES = frozenset({"Pass", "Choice", "Succeed", "Fail"})
 
@@ -253,8 +250,13 @@ def _last_error(pipeline: dict[str, Any]) -> str:
     return f"{last_error.get('error')}: {cause_message(last_error.get('cause'))}".rstrip(": ")
 
 
+def _whole(header: str) -> Column:
+    """A column whose values wrap rather than end in an ellipsis: names and ARNs get copied from it."""
+    return Column(header, overflow="fold")
+
+
 def _pipelines_table(pipelines: list[dict[str, Any]]) -> Table:
-    table = Table("PIPELINE", "OWNER", "STATUS", "STEP", "UPDATED", "LAST ERROR")
+    table = Table(_whole("PIPELINE"), "OWNER", "STATUS", "STEP", _whole("UPDATED"), "LAST ERROR")
     for pipeline in pipelines:
         cells = [
             pipeline["pipeline_id"],
@@ -514,13 +516,17 @@ def render_reconcile_report(report: dict[str, Any], console: Console) -> None:
             )
         console.print(table)
     if report["orphans"]:
-        table = Table("KIND", "NAME", "LOCATION", "PIPELINE", "REASON", "OUTCOME", title="orphans")
+        table = Table(
+            "KIND", _whole("NAME"), _whole("LOCATION"), _whole("PIPELINE"), "REASON", "OUTCOME", title="orphans"
+        )
         for orphan in report["orphans"]:
             cells = (orphan["kind"], orphan["name"], orphan["location"], orphan["pipeline_id"], orphan["reason"])
             table.add_row(*(escape(cell) for cell in cells), _orphan_outcome(orphan, report["repair"]))
         console.print(table)
     if report["stuck"]:
-        table = Table("PIPELINE", "STATUS", "STEP", "SINCE", "MINUTES", "EXECUTION", title="stuck executions")
+        table = Table(
+            _whole("PIPELINE"), "STATUS", "STEP", "SINCE", "MINUTES", _whole("EXECUTION"), title="stuck executions"
+        )
         for stuck in report["stuck"]:
             cells = (
                 stuck["pipeline_id"],
@@ -621,11 +627,9 @@ def _reconcile_locally(repair: bool, only: list[str] | None) -> dict[str, Any]:
 
 
 def local_stack_environment() -> dict[str, str]:
-    """What the local stack's handlers run with: its AWS endpoints, dummy credentials and table names.
+    """The environment the local stack's engine runs the handlers with: its endpoints, tables and dummy credentials.
 
-    `REGISTRY_TABLE` and `IDEMPOTENCY_TABLE` already set in the environment
-    win over the stack's names. Starts nothing: raises `ServiceUnreachable`
-    naming the services that are not up.
+    Starts nothing: raises `ServiceUnreachable` naming the services that are not up.
     """
     try:
         config = config_from_env()
@@ -636,8 +640,4 @@ def local_stack_environment() -> dict[str, str]:
         raise ServiceUnreachable(
             f"the local stack is not running ({', '.join(not_up)} not up); `cdcflow local up` starts it"
         )
-    return {
-        **aws_environment(cdcflow.local.up(config).endpoints),
-        "REGISTRY_TABLE": os.environ.get("REGISTRY_TABLE", LOCAL_REGISTRY_TABLE),
-        "IDEMPOTENCY_TABLE": os.environ.get("IDEMPOTENCY_TABLE", LOCAL_IDEMPOTENCY_TABLE),
-    }
+    return lambda_environment(config)
