@@ -100,7 +100,7 @@ FUNCTIONS: tuple[LambdaFunction, ...] = (
         handler="lambdas.api.handler",
         description="The pipelines REST API behind API Gateway",
         timeout_seconds=29,
-        permissions=frozenset({REGISTRY_READ, STATES_START, STATES_READ, STATES_TASK_TOKEN, METRICS}),
+        permissions=frozenset({REGISTRY_READ, REGISTRY_WRITE, STATES_START, STATES_READ, STATES_TASK_TOKEN, METRICS}),
     ),
     LambdaFunction(
         key="Reconcile",

@@ -52,7 +52,7 @@ def load_workflows(engine: Engine, definitions_dir: Path = STATEMACHINES_DIR) ->
 
 @app.command()
 def serve(
-    port: Annotated[int, typer.Option(help="The port of the Step Functions API (0 picks a free one).")] = 8083,
+    port: Annotated[int, typer.Option(help="The port of the Step Functions API (0 picks a free one).")] = 8600,
     db: Annotated[Path, typer.Option(help="The journal; executions in it resume on start.")] = Path(".cdcflow/engine.sqlite"),
     host: Annotated[str, typer.Option(help="The address to listen on.")] = "127.0.0.1",
 ) -> None:

@@ -38,7 +38,7 @@ from botocore.exceptions import ClientError
 from lambdas import aws, registry
 from lambdas.common import logger
 from lambdas.common.observability import METRICS_NAMESPACE
-from lambdas.errors import SpecInvalid
+from lambdas.errors import PipelineAlreadyOwned, SpecInvalid
 from lambdas.spec import MAX_SPEC_BYTES, PipelineSpec, parse_spec, schema, validation_problems
 
 PROVISION_STATE_MACHINE_ARN = "PROVISION_STATE_MACHINE_ARN"
@@ -299,6 +299,13 @@ def provision_pipeline() -> Response:
 
     state_machine_arn = _state_machine_arn(PROVISION_STATE_MACHINE_ARN)
     name = provision_execution_name(spec, fingerprint, entry, state_machine_arn)
+    # Claim the id before starting anything: of two different specs arriving at
+    # once, exactly one gets the claim (a conditional write) and the other a 409.
+    # RegisterPipeline finds the claim made for its own execution and goes on.
+    try:
+        registry.register(spec, execution_arn(state_machine_arn, name))
+    except PipelineAlreadyOwned as error:
+        raise ApiError(HTTPStatus.CONFLICT, str(error), field="pipeline_id") from None
     execution = start_execution_once(state_machine_arn, name, {"spec": spec_document(spec)})
     logger.info("provisioning requested", pipeline_id=spec.pipeline_id, execution_arn=execution["execution_arn"])
     metrics.add_metric(name="ProvisionRequested", unit=MetricUnit.Count, value=1)

@@ -136,6 +136,19 @@ def test_a_different_spec_for_a_live_pipeline_is_a_conflict(aws_backend):
     assert len(executions(aws_backend, api.PROVISION_STATE_MACHINE_ARN)) == 1
 
 
+def test_of_two_specs_racing_for_one_id_the_claim_decides_and_the_loser_starts_nothing(aws_backend, monkeypatch):
+    _, first = call("POST", "/pipelines", SPEC)
+    with monkeypatch.context() as patch:
+        # The second request read the registry before the first one's claim landed.
+        patch.setattr(registry, "get", lambda pipeline_id: None)
+        status, body = call("POST", "/pipelines", spec_with(kafka={"bootstrap_servers": "other:9092"}))
+
+    assert status == 409
+    assert body["field"] == "pipeline_id" and "orders" in body["message"]
+    assert len(executions(aws_backend, api.PROVISION_STATE_MACHINE_ARN)) == 1
+    assert registry.get("orders").execution_arn == first["execution_arn"]
+
+
 def test_another_owners_pipeline_id_is_a_conflict_even_when_deleted(aws_backend):
     _, first = call("POST", "/pipelines", SPEC)
     register(SPEC, first["execution_arn"], "DELETED")
