@@ -209,6 +209,11 @@ def _request_handler_class(handler: LambdaHandler) -> type[BaseHTTPRequestHandle
     return ProxyRequestHandler
 
 
+class _ApiHttpServer(ThreadingHTTPServer):
+    # socketserver's default backlog of 5 resets connections when a burst of clients arrives at once.
+    request_queue_size = 128
+
+
 def serve_api(
     port: int = DEFAULT_PORT,
     env: Mapping[str, str] | None = None,
@@ -226,7 +231,7 @@ def serve_api(
     """
     if env:
         os.environ.update(env)
-    server = ThreadingHTTPServer((host, port), _request_handler_class(handler or import_handler(by_key("Api").handler)))
+    server = _ApiHttpServer((host, port), _request_handler_class(handler or import_handler(by_key("Api").handler)))
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name=f"cdcflow-api-{server.server_address[1]}", daemon=True).start()
     return server

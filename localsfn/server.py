@@ -29,12 +29,17 @@ _DEFAULT_PAGE = 100
 _MAX_PAGE = 1000
 
 
+class _HttpServer(ThreadingHTTPServer):
+    # socketserver's default backlog of 5 resets connections when a burst of clients arrives at once.
+    request_queue_size = 128
+
+
 class LocalServer:
     """A running API server; `endpoint_url` is what clients pass as `--endpoint-url`."""
 
     def __init__(self, engine: Engine, host: str, port: int) -> None:
         self.engine = engine
-        self._httpd = ThreadingHTTPServer((host, port), _handler_class(engine))
+        self._httpd = _HttpServer((host, port), _handler_class(engine))
         self._httpd.daemon_threads = True
         self.host, self.port = self._httpd.server_address[:2]
         self.endpoint_url = f"http://{self.host}:{self.port}"

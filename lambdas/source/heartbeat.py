@@ -19,12 +19,12 @@ from psycopg import sql
 
 from lambdas.errors import StepError
 from lambdas.source.connection import server_address
-from lambdas.source.tables import lock_resource, table_identifier
+from lambdas.source.tables import PRIVILEGES_LOCK, lock_resource, table_identifier
 from lambdas.spec import PipelineSpec
 
 HEARTBEAT_ROW_ID = "heartbeat"
 # Both steps take this lock, so dropping the last table cannot remove the schema under a table being created.
-_SCHEMA_LOCK = "heartbeat-schema"
+_SCHEMA_LOCK = PRIVILEGES_LOCK  # it also guards the schema being created and dropped
 # (column, type) pairs and the primary key the heartbeat action's upsert relies on.
 _COLUMNS = [("id", "text"), ("beat", "timestamp with time zone")]
 _PRIMARY_KEY = ["id"]

@@ -20,7 +20,7 @@ from lambdas.common.redaction import MASK
 from lambdas.errors import StepError
 from lambdas.source.connection import server_address
 from lambdas.source.heartbeat import grant_heartbeat_access
-from lambdas.source.tables import lock_resource, require_tables, schemas_of, table_list
+from lambdas.source.tables import PRIVILEGES_LOCK, lock_resource, require_tables, schemas_of, table_list
 from lambdas.spec import PipelineSpec
 
 RDS_REPLICATION_ROLE = "rds_replication"
@@ -63,7 +63,7 @@ def ensure_replication_user(conn: psycopg.Connection, spec: PipelineSpec, passwo
     verifier = _password_verifier(conn, names.replication_role, password)
     try:
         with conn.transaction():
-            lock_resource(conn, f"role:{names.replication_role}")
+            lock_resource(conn, PRIVILEGES_LOCK)
             require_tables(conn, tables)
             exists = conn.execute("SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = %s)", [names.replication_role])
             verb = "ALTER" if exists.fetchone()[0] else "CREATE"
@@ -118,7 +118,7 @@ def drop_replication_user(conn: psycopg.Connection, spec: PipelineSpec) -> bool:
     _terminate_sessions(conn, role_name)
     try:
         with conn.transaction():
-            lock_resource(conn, f"role:{role_name}")
+            lock_resource(conn, PRIVILEGES_LOCK)
             if not conn.execute("SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = %s)", [role_name]).fetchone()[0]:
                 return False  # dropped meanwhile by a concurrent run
             conn.execute(sql.SQL("REASSIGN OWNED BY {} TO CURRENT_USER").format(role))

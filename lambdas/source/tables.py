@@ -95,6 +95,13 @@ def tables_without_replica_identity(conn: psycopg.Connection, tables: Iterable[s
     return [row[0] for row in rows]
 
 
+# Granting or revoking on a shared object (the database, a schema, a table two
+# pipelines capture) rewrites one catalog row; two sessions doing so at once
+# fail with "tuple concurrently updated". Every step that changes privileges
+# takes this one lock, so concurrent pipelines queue for a few milliseconds.
+PRIVILEGES_LOCK = "privileges"
+
+
 def lock_resource(conn: psycopg.Connection, resource: str) -> None:
     """Wait for, then hold until the current transaction ends, cdcflow's advisory lock on `resource`.
 
