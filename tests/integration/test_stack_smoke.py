@@ -57,6 +57,8 @@ def test_every_service_is_up_with_cdc_settings(local_stack):
         "dynamodb": "up",
         "moto": "up",
         "connect": "up",
+        "engine": "up",
+        "api": "up",
     }
     with psycopg.connect(local_stack.postgres.source_dsn()) as conn:
         settings = dict(
