@@ -166,9 +166,13 @@ def delete_pipeline_connectors(client: ConnectClient, spec: PipelineSpec, **wait
     """Delete the pipeline's sink, then its source connector; returns the names that existed.
 
     The sink goes first so it stops reading before its topics lose their
-    producer. Idempotent; `wait` is passed to `delete_connector`.
+    producer. Only connectors the cluster lists are touched: the list is
+    served from the worker's memory, while stopping one writes to Kafka, so
+    a rollback with no connector to remove does not wait on a Kafka outage.
+    Idempotent; `wait` is passed to `delete_connector`.
     """
-    names = [spec.names.sink_connector, spec.names.source_connector]
+    existing = set(client.list_connectors())
+    names = [name for name in (spec.names.sink_connector, spec.names.source_connector) if name in existing]
     for name in names:
         forget_offsets(client, name, **wait)
     return [name for name in names if delete_connector(client, name, **wait)]
