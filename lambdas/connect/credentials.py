@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass, field
 
+from lambdas.secrets import read_credentials
+
 
 @dataclass(frozen=True)
 class DatabaseLogin:
@@ -13,3 +15,9 @@ class DatabaseLogin:
 
     username: str
     password: str = field(repr=False)
+
+
+def login_from_secret(secret_id: str) -> DatabaseLogin:
+    """The login stored in secret `secret_id` (Secrets Manager), read at the moment it is needed."""
+    credentials = read_credentials(secret_id)
+    return DatabaseLogin(credentials.username, credentials.password)

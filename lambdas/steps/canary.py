@@ -8,8 +8,10 @@ import hashlib
 from typing import Any
 
 from lambdas.common import step_handler
+from lambdas.connect.credentials import login_from_secret
 from lambdas.errors import StepError
-from lambdas.source.canary import canary_arrived, sink_table_name, write_canary
+from lambdas.opensearch import document_with_id_exists
+from lambdas.source.canary import canary_arrived, canary_row_id, sink_table_name, write_canary
 from lambdas.source.connection import connect_admin, connect_sink
 from lambdas.spec import PipelineSpec
 from lambdas.steps.wait_loop import next_round
@@ -34,13 +36,30 @@ def write_handler(spec: PipelineSpec, event: dict[str, Any]) -> dict[str, Any]:
 @step_handler(idempotent=False)  # polled by a wait-loop: each call must look again
 def check_handler(spec: PipelineSpec, event: dict[str, Any]) -> dict[str, Any]:
     token = event["token"]
-    with connect_sink(spec.sink) as conn:
-        arrived = canary_arrived(conn, spec, token)
+    if spec.sink.type == "opensearch":
+        arrived, where = _arrived_in_opensearch(spec, token), f"index {_heartbeat_index(spec)}"
+    else:
+        arrived, where = _arrived_in_database(spec, token), f"sink table {sink_table_name(spec)}"
 
     def gave_up(checks: int) -> CanaryNotArrived:
         return CanaryNotArrived(
             f"the canary change (row canary-{token} of {spec.names.heartbeat_qualified}) did not reach "
-            f"sink table {sink_table_name(spec)} after {checks} checks; check the sink connector's status and log"
+            f"{where} after {checks} checks; check the sink connector's status and log"
         )
 
     return next_round(arrived, int(event.get("attempt", 0)), gave_up)
+
+
+def _arrived_in_database(spec: PipelineSpec, token: str) -> bool:
+    with connect_sink(spec.sink) as conn:
+        return canary_arrived(conn, spec, token)
+
+
+def _heartbeat_index(spec: PipelineSpec) -> str:
+    """The OpenSearch sink writes each topic to an index of the same name."""
+    return spec.names.table_topic(spec.names.heartbeat_qualified)
+
+
+def _arrived_in_opensearch(spec: PipelineSpec, token: str) -> bool:
+    login = login_from_secret(spec.sink.secret) if spec.sink.secret else None
+    return document_with_id_exists(spec.sink.url, _heartbeat_index(spec), canary_row_id(token), login)

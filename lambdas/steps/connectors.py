@@ -8,30 +8,24 @@ from typing import Any
 
 from lambdas.common import step_handler
 from lambdas.connect.client import ConnectClient
-from lambdas.connect.credentials import DatabaseLogin
+from lambdas.connect.credentials import login_from_secret
 from lambdas.connect.deploy import check_connector, delete_pipeline_connectors, put_connector
 from lambdas.connect.sink_config import sink_config
 from lambdas.connect.source_config import debezium_source_config
-from lambdas.secrets import read_credentials
 from lambdas.source.heartbeat import heartbeat_action_query
 from lambdas.spec import PipelineSpec
 
 
-def _login(secret_id: str) -> DatabaseLogin:
-    credentials = read_credentials(secret_id)
-    return DatabaseLogin(credentials.username, credentials.password)
-
-
 @step_handler
 def put_source_handler(spec: PipelineSpec, event: dict[str, Any]) -> dict[str, Any]:
-    config = debezium_source_config(spec, _login(spec.names.replication_secret), heartbeat_action_query(spec))
+    config = debezium_source_config(spec, login_from_secret(spec.names.replication_secret), heartbeat_action_query(spec))
     with ConnectClient(spec.connect.url) as client:
         return put_connector(client, spec.names.source_connector, config)
 
 
 @step_handler
 def put_sink_handler(spec: PipelineSpec, event: dict[str, Any]) -> dict[str, Any]:
-    login = _login(spec.sink.secret) if spec.sink.secret else None
+    login = login_from_secret(spec.sink.secret) if spec.sink.secret else None
     with ConnectClient(spec.connect.url) as client:
         return put_connector(client, spec.names.sink_connector, sink_config(spec, login))
 
