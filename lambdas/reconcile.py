@@ -29,6 +29,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 import psycopg
@@ -36,6 +37,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from kafka.errors import KafkaError
 
 from lambdas import registry, secrets
+
 # The registry keeps specs with their unset optionals as nulls; the API's document form leaves them out.
 from lambdas.api import spec_document
 from lambdas.common.failures import translate
@@ -44,7 +46,7 @@ from lambdas.common.redaction import install_root_filter, redact
 from lambdas.connect.client import ConnectClient
 from lambdas.connect.deploy import delete_connector
 from lambdas.errors import StepError
-from lambdas.reconcile_clusters import connector_statuses, delete_orphan_topics, list_topics, observe_connectors
+from lambdas.reconcile_clusters import delete_orphan_topics, list_topics, observe_connectors
 from lambdas.reconcile_orphans import (
     Orphan,
     ResourceKind,
@@ -320,7 +322,7 @@ def _sweep_connect(pipelines: list[_Pipeline], report: ReconcileReport) -> dict[
         reconciled = [pipeline for pipeline in group if pipeline.report is not None]
         with ConnectClient(url) as client:
             try:
-                statuses = connector_statuses(client)
+                statuses = client.list_with_statuses()
             except _TARGET_ERRORS as exc:
                 _unreachable(report, "connect", url, reconciled, exc)
                 continue
@@ -356,7 +358,7 @@ def _sweep_kafka(pipelines: list[_Pipeline], report: ReconcileReport) -> dict[st
     topics: dict[str, list[str]] = {}
     for bootstrap, group in _group(pipelines, lambda p: p.spec.kafka.bootstrap_servers):
         affected = [pipeline for pipeline in group if pipeline.report is not None]
-        listed = _attempt(report, "kafka", bootstrap, affected, lambda: list_topics(bootstrap))
+        listed = _attempt(report, "kafka", bootstrap, affected, partial(list_topics, bootstrap))
         if listed is not None:
             topics[bootstrap] = listed
     return topics

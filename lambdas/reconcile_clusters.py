@@ -12,20 +12,8 @@ from typing import Any
 
 import kafka.errors as kafka_errors
 
-from lambdas.connect.client import ConnectClient
 from lambdas.kafka_topics import ADMIN_TIMEOUT_MS, kafka_admin
 from lambdas.reconcile_policy import ConnectorObservation, classify_connector
-
-
-def connector_statuses(client: ConnectClient) -> dict[str, dict[str, Any]]:
-    """Every connector on the cluster with its status document, from one request.
-
-    Uses Connect's `GET /connectors?expand=status` (Kafka 2.3+, KIP-465);
-    raises `ConnectUnavailable` when the cluster does not answer.
-    """
-    # ConnectClient has no listing with statuses; its transport keeps the timeouts and error mapping.
-    expanded = client._request("GET", "/connectors", params={"expand": "status"})  # noqa: SLF001
-    return {name: (info or {}).get("status") or {} for name, info in (expanded or {}).items()}
 
 
 def observe_connectors(statuses: dict[str, dict[str, Any]], names: Iterable[str]) -> list[ConnectorObservation]:

@@ -59,7 +59,7 @@ class RedactingFormatter(LambdaPowertoolsFormatter):
     fields and the formatted exception alike.
     """
 
-    def format(self, record: logging.LogRecord) -> str:  # noqa: A003 - logging's API
+    def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record))
 
 
@@ -70,7 +70,7 @@ class RedactingFilter(logging.Filter):
     formatter only sees the redacted versions.
     """
 
-    def filter(self, record: logging.LogRecord) -> bool:  # noqa: A003 - logging's API
+    def filter(self, record: logging.LogRecord) -> bool:
         if not _known_secrets:
             return True
         record.msg = redact(record.getMessage())

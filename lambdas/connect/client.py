@@ -69,6 +69,14 @@ class ConnectClient:
         """Names of every connector on the cluster."""
         return sorted(self._request("GET", "/connectors"))
 
+    def list_with_statuses(self) -> dict[str, dict[str, Any]]:
+        """Every connector on the cluster with its status document, from one request.
+
+        Connect's `GET /connectors?expand=status` (Kafka 2.3+, KIP-465).
+        """
+        expanded = self._request("GET", "/connectors", params={"expand": "status"})
+        return {name: (info or {}).get("status") or {} for name, info in (expanded or {}).items()}
+
     def get_config(self, name: str) -> dict[str, str] | None:
         """The stored config of connector `name` (including its `name` key), or None when absent."""
         response = self._send("GET", f"/connectors/{_segment(name)}/config", allow={404})
