@@ -244,9 +244,8 @@ def _summary(entry: registry.RegistryEntry) -> dict[str, Any]:
         "created_at": entry.created_at,
         "updated_at": entry.updated_at,
     }
-    slot_lag = getattr(entry, "slot_lag_bytes", None)
-    if slot_lag is not None:
-        summary["slot_lag_bytes"] = slot_lag
+    if entry.slot_lag_bytes is not None:
+        summary["slot_lag_bytes"] = entry.slot_lag_bytes
     return summary
 
 

@@ -69,6 +69,7 @@ class RegistryEntry:
     version: int
     current_step: str | None = None
     last_error: dict[str, str] | None = None
+    slot_lag_bytes: int | None = None  # written by reconciliation; None until a sweep measured it
 
     def to_dict(self) -> dict[str, Any]:
         """The entry as a JSON object (for the API and the state machines)."""
@@ -84,6 +85,7 @@ class RegistryEntry:
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "version": self.version,
+            "slot_lag_bytes": self.slot_lag_bytes,
         }
 
 
@@ -126,6 +128,7 @@ def _entry(item: dict[str, Any]) -> RegistryEntry:
         version=int(document["version"]),
         current_step=document.get("current_step"),
         last_error=document.get("last_error"),
+        slot_lag_bytes=None if document.get("slot_lag_bytes") is None else int(document["slot_lag_bytes"]),
     )
 
 

@@ -2,6 +2,7 @@
 
 import copy
 import json
+from datetime import UTC, datetime
 
 import boto3
 import pytest
@@ -11,6 +12,9 @@ from moto import mock_aws
 from cdcflow.api_server import LocalLambdaContext, to_proxy_event
 from lambdas import api, aws, registry
 from lambdas.local_tables import ensure_tables
+from lambdas.reconcile_policy import HealthRecord
+from lambdas.reconcile_state import save_assessment
+from lambdas.registry import PipelineStatus
 from lambdas.spec import parse_spec
 
 pytestmark = pytest.mark.unit
@@ -296,6 +300,21 @@ def test_one_pipelines_details(aws_backend):
     assert body["owner"] == "payments" and body["created_at"] and body["updated_at"]
     assert parse_spec(body["spec"]) == parse_spec(SPEC)
     assert "teardown_execution_arn" not in body
+
+
+def test_the_slot_lag_shows_once_a_reconcile_sweep_measured_it(aws_backend):
+    _, started = call("POST", "/pipelines", SPEC)
+    register(SPEC, started["execution_arn"], "ACTIVE")
+    assert "slot_lag_bytes" not in call("GET", "/pipelines/orders")[1]
+
+    health = HealthRecord(slot_lag_bytes=4_194_304, checked_at="2026-11-23T03:00:00+00:00")
+    saved = save_assessment("orders", started["execution_arn"], health, PipelineStatus.ACTIVE, PipelineStatus.ACTIVE,
+                            datetime.now(UTC))
+
+    assert saved
+    assert call("GET", "/pipelines/orders")[1]["slot_lag_bytes"] == 4_194_304
+    (listed,) = call("GET", "/pipelines")[1]["pipelines"]
+    assert listed["slot_lag_bytes"] == 4_194_304
 
 
 @pytest.mark.parametrize("pipeline_id", ["missing", "Not-An-Id"])
