@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 import uuid
 from typing import Any
@@ -88,6 +89,12 @@ def provision_and_wait(stack: Endpoints, spec: dict[str, Any]) -> dict[str, Any]
     raise AssertionError("the provision did not end")
 
 
+def port_nobody_listens_on() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]  # closed again on return: a connection there is refused
+
+
 @pytest.fixture(scope="module")
 def wrong_password_secret(workflow_env: Endpoints) -> str:
     name = f"cdcflow-e2e/wrong-{RUN}"
@@ -103,21 +110,28 @@ def wrong_password_secret(workflow_env: Endpoints) -> str:
         ("missing_secret", "SecretNotFound"),
         ("wrong_password", "AuthenticationFailed"),
         ("missing_table", "TablesNotFound"),
+        ("unreachable_source", "DatabaseUnavailable"),
+        ("unreachable_connect", "ConnectUnavailable"),
     ],
 )
 def test_a_wrong_reference_fails_at_its_step_with_a_named_error_and_leaves_nothing(
     workflow_env, spec_for, wrong_password_secret, case, error
 ) -> None:
-    source = {
-        "missing_secret": {"admin_secret": f"cdcflow-e2e/no-such-secret-{RUN}"},
-        "wrong_password": {"admin_secret": wrong_password_secret},
-        "missing_table": {"tables": ["public.no_such_table"]},
+    closed_port = port_nobody_listens_on()
+    sections = {
+        "missing_secret": {"source": {"admin_secret": f"cdcflow-e2e/no-such-secret-{RUN}"}},
+        "wrong_password": {"source": {"admin_secret": wrong_password_secret}},
+        "missing_table": {"source": {"tables": ["public.no_such_table"]}},
+        "unreachable_source": {"source": {"port": closed_port}},
+        "unreachable_connect": {"connect": {"url": f"http://127.0.0.1:{closed_port}"}},
     }[case]
-    spec = spec_for(f"hostile_{RUN}_{case}", source=source)
+    spec = spec_for(f"hostile_{RUN}_{case}", **sections)
 
     execution = provision_and_wait(workflow_env, spec)
 
     assert execution["status"] == "FAILED"
     assert execution["error"] == error
+    if case.startswith("unreachable"):
+        assert f"127.0.0.1:{closed_port}" in execution["cause"]  # the cause names where it could not reach
     # Looked up with the real admin login: the spec's own may be the wrong one.
     assert footprint(parse_spec(spec_for(spec["pipeline_id"]))).present() == {}
