@@ -1,7 +1,12 @@
-"""DynamoDB Local, in memory, bound to 127.0.0.1.
+"""DynamoDB Local, bound to 127.0.0.1, its tables kept under the service's folder.
 
 DynamoDB Local has no bind-address option; a small launcher
 (dynamodb_launcher/LoopbackDynamoDBLocal.java) serves its handler on loopback only.
+The tables live on disk (DynamoDB Local's SQLite file) because the rest of the
+stack's state does: the pipeline registry and the idempotency records must
+survive `down` and `up` together with the slots, topics, connectors and
+executions they describe, or a restarted stack would see live pipelines as
+orphans.
 """
 
 from functools import cache
@@ -34,6 +39,7 @@ def command(config: StackConfig) -> list[str]:
         LAUNCHER_CLASS,
         LOOPBACK,
         str(config.ports.dynamodb),
+        str(config.service_dir("dynamodb")),
     ]
 
 

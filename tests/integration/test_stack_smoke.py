@@ -5,15 +5,17 @@ import signal
 import socket
 import stat
 import time
+import uuid
 from pathlib import Path
 
+import boto3
 import psycopg
 import pytest
 import requests
 
 import cdcflow.local
 from cdcflow.local import process
-from cdcflow.local.config import Ports, StackConfig
+from cdcflow.local.config import DUMMY_ACCESS_KEY_ID, DUMMY_SECRET_ACCESS_KEY, Ports, StackConfig
 from cdcflow.local.errors import PortTaken
 from cdcflow.local.smoke import EXPECTED_SINK_ROWS, run_smoke
 
@@ -126,6 +128,30 @@ def test_a_killed_connect_shows_as_down_and_up_brings_it_back(local_stack):
     assert restored.started == ("connect",)
     after = {s.name: s for s in cdcflow.local.status()}
     assert after["connect"].state == "up" and after["connect"].pid != connect_pid
+
+
+def test_dynamodb_tables_outlive_a_restart_like_the_rest_of_the_stack(local_stack):
+    # The registry must survive `down` and `up` with the slots and connectors it describes.
+    dynamodb = boto3.client(
+        "dynamodb", endpoint_url=local_stack.dynamodb.url, region_name=local_stack.aws.region,
+        aws_access_key_id=DUMMY_ACCESS_KEY_ID, aws_secret_access_key=DUMMY_SECRET_ACCESS_KEY,
+    )
+    table = f"restart-probe-{uuid.uuid4().hex[:8]}"
+    dynamodb.create_table(
+        TableName=table, BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+    )
+    try:
+        dynamodb.put_item(TableName=table, Item={"id": {"S": "kept"}})
+
+        cdcflow.local.down(only=["dynamodb"])
+        assert {s.name: s.state for s in cdcflow.local.status()}["dynamodb"] == "down"
+        assert cdcflow.local.up().started == ("dynamodb",)
+
+        assert dynamodb.get_item(TableName=table, Key={"id": {"S": "kept"}}).get("Item") == {"id": {"S": "kept"}}
+    finally:
+        dynamodb.delete_table(TableName=table)
 
 
 def test_a_port_taken_by_another_process_is_named_and_nothing_is_created(tmp_path: Path):
