@@ -177,10 +177,32 @@ def provision_execution_name(
     """
     base = spec.names.execution_name(fingerprint)
     if entry is None:
-        return base
+        return _name_not_taken_by_a_closed_execution(base, state_machine_arn)
     if entry.status in ENDED_STATUSES:
         return f"{base}-{_short_hash(entry.execution_arn, entry.updated_at)[:8]}"
     return _execution_name_in(entry.execution_arn, state_machine_arn) or base
+
+
+def _name_not_taken_by_a_closed_execution(base: str, state_machine_arn: str) -> str:
+    """`base`, or, while a closed execution holds it, a name derived from that execution.
+
+    Without a registry entry (a first provisioning, or an entry that was lost)
+    nothing else tells generations apart, and Step Functions keeps a closed
+    execution's name for 90 days: answering with that execution would report
+    an old result for a new request and leave the claim PROVISIONING forever.
+    A running execution of the name is this request's retry and is kept.
+    Concurrent requests see the same closed executions, so they agree on the name.
+    """
+    client = stepfunctions()
+    name = base
+    while True:
+        try:
+            existing = client.describe_execution(executionArn=execution_arn(state_machine_arn, name))
+        except client.exceptions.ExecutionDoesNotExist:
+            return name
+        if existing["status"] == "RUNNING":
+            return name
+        name = f"{base}-{_short_hash(existing['executionArn'], existing.get('stopDate'))[:8]}"
 
 
 def teardown_execution_name(entry: registry.RegistryEntry) -> str:

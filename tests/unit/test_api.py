@@ -2,6 +2,7 @@
 
 import copy
 import json
+import os
 from datetime import UTC, datetime
 
 import boto3
@@ -67,7 +68,6 @@ def call(method: str, target: str, body: object = None) -> tuple[int, dict]:
 
 
 def executions(sfn, variable: str) -> list[dict]:
-    import os
     return sfn.list_executions(stateMachineArn=os.environ[variable])["executions"]
 
 
@@ -176,6 +176,26 @@ def test_a_deleted_pipeline_is_provisioned_again_by_a_new_execution_that_retries
     assert status == 202
     assert again["execution_arn"] != first["execution_arn"]
     assert retried["execution_arn"] == again["execution_arn"]
+    assert len(executions(aws_backend, api.PROVISION_STATE_MACHINE_ARN)) == 2
+
+
+def test_a_closed_execution_of_the_name_without_a_registry_entry_is_not_taken_for_this_request(aws_backend):
+    # An earlier generation's execution, its registry entry gone (a table restored, an entry deleted by hand).
+    spec = parse_spec(SPEC)
+    state_machine_arn = os.environ[api.PROVISION_STATE_MACHINE_ARN]
+    earlier = aws_backend.start_execution(
+        stateMachineArn=state_machine_arn, name=spec.names.execution_name(spec.fingerprint()),
+        input=json.dumps({"spec": api.spec_document(spec)}),
+    )["executionArn"]
+    aws_backend.stop_execution(executionArn=earlier)
+
+    status, started = call("POST", "/pipelines", SPEC)
+    _, retried = call("POST", "/pipelines", SPEC)
+
+    assert status == 202
+    assert started["execution_arn"] != earlier and started["status"] == "RUNNING"
+    assert registry.get("orders").execution_arn == started["execution_arn"]
+    assert retried["execution_arn"] == started["execution_arn"]
     assert len(executions(aws_backend, api.PROVISION_STATE_MACHINE_ARN)) == 2
 
 
