@@ -12,7 +12,9 @@ Guarantees: starting is idempotent. Execution names are derived from the
 request (the spec's fingerprint; the pipeline id and the generation being
 torn down), and Step Functions refuses a second execution of one name, so a
 retried request answers with the execution the first one started and never
-starts another. Client input is answered with a 4xx whose body is
+starts another. A workflow that must run again (a teardown that failed or
+was stopped) gets a name derived from the closed execution, the same for
+every request. Client input is answered with a 4xx whose body is
 `{"message", "field"?}` naming the problem, and creates nothing; anything
 unexpected is a 500 carrying the request id and no internals.
 """
@@ -24,6 +26,7 @@ import hashlib
 import json
 import os
 import re
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
@@ -177,42 +180,71 @@ def provision_execution_name(
     """
     base = spec.names.execution_name(fingerprint)
     if entry is None:
-        return _name_not_taken_by_a_closed_execution(base, state_machine_arn)
+        # A first provisioning, or one whose entry was lost: a closed execution of
+        # the name is not this request's, and answering with it would leave the claim
+        # PROVISIONING behind an old result.
+        return named_executions(base, state_machine_arn).next_name
     if entry.status in ENDED_STATUSES:
         return f"{base}-{_short_hash(entry.execution_arn, entry.updated_at)[:8]}"
     return _execution_name_in(entry.execution_arn, state_machine_arn) or base
 
 
-def _name_not_taken_by_a_closed_execution(base: str, state_machine_arn: str) -> str:
-    """`base`, or, while a closed execution holds it, a name derived from that execution.
+@dataclass(frozen=True)
+class NamedExecutions:
+    """The executions of one state machine named after one base name."""
 
-    Without a registry entry (a first provisioning, or an entry that was lost)
-    nothing else tells generations apart, and Step Functions keeps a closed
-    execution's name for 90 days: answering with that execution would report
-    an old result for a new request and leave the claim PROVISIONING forever.
-    A running execution of the name is this request's retry and is kept.
-    Concurrent requests see the same closed executions, so they agree on the name.
+    latest: dict[str, Any] | None  # DescribeExecution of the newest one, None when there is none
+    next_name: str  # the newest one's name while it runs, else the first name no execution holds
+
+    @property
+    def running(self) -> bool:
+        return self.latest is not None and self.latest["status"] == "RUNNING"
+
+
+def named_executions(base: str, state_machine_arn: str) -> NamedExecutions:
+    """Follow `base` and the names derived from it while closed executions hold them.
+
+    Step Functions keeps a closed execution's name for 90 days, so a workflow
+    that must run again (a teardown that failed or was stopped, a provisioning
+    whose registry entry was lost) needs a new name; deriving it from the
+    closed execution gives every concurrent or retried request the same one.
     """
     client = stepfunctions()
-    name = base
+    latest, name = None, base
     while True:
         try:
-            existing = client.describe_execution(executionArn=execution_arn(state_machine_arn, name))
+            described = client.describe_execution(executionArn=execution_arn(state_machine_arn, name))
         except client.exceptions.ExecutionDoesNotExist:
-            return name
-        if existing["status"] == "RUNNING":
-            return name
-        name = f"{base}-{_short_hash(existing['executionArn'], existing.get('stopDate'))[:8]}"
+            return NamedExecutions(latest, name)
+        latest = described
+        if described["status"] == "RUNNING":
+            return NamedExecutions(latest, name)
+        name = f"{base}-{_short_hash(described['executionArn'], described.get('stopDate'))[:8]}"
 
 
-def teardown_execution_name(entry: registry.RegistryEntry) -> str:
-    """The TeardownPipeline execution name for the pipeline generation `entry` records.
+def _has_ended(arn: str) -> bool:
+    """True once execution `arn` exists and is closed.
 
-    Derived from the pipeline id and the registry's current execution, so a
-    retried DELETE names the same execution; a pipeline provisioned again
-    later gets a new one.
+    One that does not exist yet has not ended: the API claims the registry
+    entry just before it starts the execution the entry names.
     """
-    return f"{entry.pipeline_id}-teardown-{_short_hash(entry.pipeline_id, entry.execution_arn, entry.created_at)}"
+    client = stepfunctions()
+    try:
+        return client.describe_execution(executionArn=arn)["status"] != "RUNNING"
+    except client.exceptions.ExecutionDoesNotExist:
+        return False
+
+
+def teardown_executions(entry: registry.RegistryEntry) -> NamedExecutions:
+    """The TeardownPipeline executions of the pipeline generation `entry` records.
+
+    Named after the pipeline id and the registry's current execution, so a
+    retried DELETE names the same execution and a pipeline provisioned again
+    later gets a new one; a teardown that failed or was stopped is followed by
+    one under a name derived from it.
+    """
+    base = f"{entry.pipeline_id}-teardown-{_short_hash(entry.pipeline_id, entry.execution_arn, entry.created_at)}"
+    return named_executions(base, _state_machine_arn(TEARDOWN_STATE_MACHINE_ARN))
 
 
 def _json_body() -> Any:
@@ -373,8 +405,10 @@ def describe_pipeline(pipeline_id: str) -> dict[str, Any]:
     details = {**_summary(entry), "spec_fingerprint": entry.spec_fingerprint, "spec": spec_document(entry.spec)}
     if entry.status in (Status.DELETING, Status.DELETED):
         # The registry records the provisioning; the teardown's name is derived from it.
-        details["teardown_execution_arn"] = execution_arn(
-            _state_machine_arn(TEARDOWN_STATE_MACHINE_ARN), teardown_execution_name(entry))
+        teardowns = teardown_executions(entry)
+        details["teardown_execution_arn"] = (
+            teardowns.latest["executionArn"] if teardowns.latest
+            else execution_arn(_state_machine_arn(TEARDOWN_STATE_MACHINE_ARN), teardowns.next_name))
     return details
 
 
@@ -392,15 +426,23 @@ def teardown_pipeline(pipeline_id: str) -> Response:
     """Start tearing a pipeline down; a retried request answers with the same teardown."""
     keep_topics = _keep_topics()
     entry = _entry_or_404(pipeline_id)
-    refusal = {Status.PROVISIONING: "is being provisioned; tear it down once it is ACTIVE or FAILED",
-               Status.DELETING: "is already being torn down",
-               Status.DELETED: "is already deleted"}.get(entry.status)
+    teardowns = teardown_executions(entry)
+    # An entry left PROVISIONING or DELETING by a workflow that was stopped (or
+    # died without recording its outcome) is not refused: the teardown cleans up
+    # whatever that workflow left.
+    refusal = None
+    if entry.status is Status.PROVISIONING and not _has_ended(entry.execution_arn):
+        refusal = "is being provisioned; tear it down once it is ACTIVE or FAILED"
+    elif entry.status is Status.DELETING and (teardowns.latest is None or teardowns.running):
+        refusal = "is already being torn down"
+    elif entry.status is Status.DELETED:
+        refusal = "is already deleted"
     if refusal:
         raise ApiError(HTTPStatus.CONFLICT, f"pipeline {pipeline_id!r} {refusal}", field="id",
                        status=entry.status.value)
     execution = start_execution_once(
         _state_machine_arn(TEARDOWN_STATE_MACHINE_ARN),
-        teardown_execution_name(entry),
+        teardowns.next_name,
         {"spec": spec_document(entry.spec), "keep_topics": keep_topics},
     )
     logger.info("teardown requested", pipeline_id=pipeline_id, execution_arn=execution["execution_arn"])

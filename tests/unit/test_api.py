@@ -412,6 +412,48 @@ def test_a_failed_pipeline_can_be_torn_down_and_topics_go_by_default(aws_backend
     assert teardown_input["keep_topics"] is False
 
 
+def test_a_failed_teardown_is_run_again_by_a_new_execution_that_retries_agree_on(aws_backend):
+    _, started = call("POST", "/pipelines", SPEC)
+    register(SPEC, started["execution_arn"], "ACTIVE")
+    _, first = call("DELETE", "/pipelines/orders")
+    aws_backend.stop_execution(executionArn=first["execution_arn"])
+    registry.mark("orders", "FAILED")  # what MarkTeardownFailed records
+
+    status, again = call("DELETE", "/pipelines/orders")
+    _, retried = call("DELETE", "/pipelines/orders")
+
+    assert status == 202
+    assert again["execution_arn"] != first["execution_arn"] and again["status"] == "RUNNING"
+    assert retried["execution_arn"] == again["execution_arn"]
+    assert len(executions(aws_backend, api.TEARDOWN_STATE_MACHINE_ARN)) == 2
+
+
+def test_a_stopped_teardown_leaves_deleting_behind_and_may_be_run_again(aws_backend):
+    _, started = call("POST", "/pipelines", SPEC)
+    register(SPEC, started["execution_arn"], "ACTIVE")
+    _, first = call("DELETE", "/pipelines/orders")
+    registry.mark("orders", "DELETING")  # MarkDeleting ran; then the execution was stopped
+    assert call("DELETE", "/pipelines/orders")[0] == 409
+    aws_backend.stop_execution(executionArn=first["execution_arn"])
+
+    status, again = call("DELETE", "/pipelines/orders")
+    _, details = call("GET", "/pipelines/orders")
+
+    assert status == 202 and again["execution_arn"] != first["execution_arn"]
+    assert details["teardown_execution_arn"] == again["execution_arn"]
+
+
+def test_a_stopped_provisioning_may_be_torn_down(aws_backend):
+    _, started = call("POST", "/pipelines", SPEC)  # the API's claim: PROVISIONING
+    assert call("DELETE", "/pipelines/orders")[0] == 409
+    aws_backend.stop_execution(executionArn=started["execution_arn"])
+
+    status, body = call("DELETE", "/pipelines/orders")
+
+    assert status == 202
+    assert ":execution:TeardownPipeline:orders-teardown-" in body["execution_arn"]
+
+
 def test_keep_topics_must_be_a_boolean(aws_backend):
     status, body = call("DELETE", "/pipelines/orders?keep_topics=maybe")
 
