@@ -304,31 +304,47 @@ def provision_demo_pipeline(api: PipelinesApi, stepfunctions: Any, spec: dict[st
     """Make the demo pipeline ACTIVE through the API, printing each step; reuse it when it already is.
 
     With `fresh`, a live pipeline is torn down first (keeping nothing) and
-    provisioned again. Blocks until the executions end.
+    provisioned again; so is one left PROVISIONING by an execution that was
+    stopped. Blocks until the executions end.
     """
     pipeline_id = spec["pipeline_id"]
     current = _describe_or_none(api, pipeline_id)
-    if current is not None and current["status"] in LIVE_STATUSES and not fresh:
+    status = current["status"] if current is not None else None
+    if status in LIVE_STATUSES and not fresh:
         out.print(
-            f"pipeline [bold]{escape(pipeline_id)}[/] is already {current['status']} (since {current['updated_at']}): "
+            f"pipeline [bold]{escape(pipeline_id)}[/] is already {status} (since {current['updated_at']}): "
             "going on to the changes. [dim](`cdcflow demo --fresh` provisions it again)[/]"
         )
         return
-    if current is not None and (current["status"] in LIVE_STATUSES or current["status"] == "DELETING"):
-        if current["status"] != "DELETING":
-            out.print(f"tearing down [bold]{escape(pipeline_id)}[/] first (--fresh)")
-            response = api.teardown(pipeline_id, keep_topics=False)
-            execution_arn = response["execution_arn"]
-        else:
-            out.print(f"[bold]{escape(pipeline_id)}[/] is being torn down; following that first")
-            execution_arn = api.describe(pipeline_id)["teardown_execution_arn"]
-        _follow(stepfunctions, execution_arn, "teardown")
+    ended = _ended_execution_status(stepfunctions, current["execution_arn"]) if status == "PROVISIONING" else None
+    if status in LIVE_STATUSES or ended:
+        why = "--fresh" if ended is None else f"its provisioning execution ended {ended} without an outcome"
+        out.print(f"tearing down [bold]{escape(pipeline_id)}[/] first ({escape(why)})")
+        _follow(stepfunctions, api.teardown(pipeline_id, keep_topics=False)["execution_arn"], "teardown")
+        out.print(f"pipeline [bold]{escape(pipeline_id)}[/] is {escape(api.describe(pipeline_id)['status'])}")
+    elif status == "DELETING":
+        out.print(f"[bold]{escape(pipeline_id)}[/] is being torn down; following that first")
+        _follow(stepfunctions, api.describe(pipeline_id)["teardown_execution_arn"], "teardown")
         out.print(f"pipeline [bold]{escape(pipeline_id)}[/] is {escape(api.describe(pipeline_id)['status'])}")
     response = api.provision(spec)
     out.print(escape(f"POST /pipelines -> {response['status']} execution {response['execution_arn']}"))
     _follow(stepfunctions, response["execution_arn"], "provisioning")
     status = api.describe(pipeline_id)["status"]
+    if status not in LIVE_STATUSES:
+        raise DemoFailed(f"pipeline {pipeline_id} is {status} after execution {response['execution_arn']} ended",
+                         EXIT_PIPELINE_FAILED)
     out.print(f"pipeline [bold]{escape(pipeline_id)}[/] is [bold green]{escape(status)}[/]")
+
+
+def _ended_execution_status(stepfunctions: Any, execution_arn: str | None) -> str | None:
+    """The status of execution `execution_arn` once it has closed; None while it runs or before it exists."""
+    if not execution_arn:
+        return None
+    try:
+        status = stepfunctions.describe_execution(executionArn=execution_arn)["status"]
+    except stepfunctions.exceptions.ExecutionDoesNotExist:
+        return None
+    return None if status == "RUNNING" else status
 
 
 def _describe_or_none(api: PipelinesApi, pipeline_id: str) -> dict[str, Any] | None:

@@ -1,7 +1,8 @@
 """`cdcflow demo` as a user runs it: a subprocess against the local stack, its printout checked against the databases.
 
 The first run provisions the demo pipeline from scratch (`--fresh`) and must
-show the steps; the second finds it ACTIVE and goes straight to the changes.
+show the steps; the second finds it ACTIVE and goes straight to the changes;
+a third finds it left PROVISIONING by a stopped execution and starts over.
 Each run's printed writes must be what the source holds, its printed change
 events must be those writes in order, and its printed sink rows must be what
 the sink holds. A demo pipeline this module created is torn down at the end.
@@ -15,6 +16,7 @@ import re
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +28,7 @@ from psycopg import sql
 
 from cdcflow.demo import DEMO_COLUMNS
 from cdcflow.local.config import Endpoints
+from cdcflow.local.workflows import REGISTRY_TABLE
 from cdcflow.operate import ApiRefused, PipelinesApi
 
 pytestmark = pytest.mark.slow
@@ -118,18 +121,21 @@ def api(local_stack: Endpoints) -> Iterator[PipelinesApi]:
     yield client
     if not existed:
         execution_arn = client.teardown(PIPELINE_ID, keep_topics=False)["execution_arn"]
-        sfn = boto3.client(
-            "stepfunctions",
-            endpoint_url=local_stack.engine.url,
-            region_name="us-east-1",
-            aws_access_key_id="local",
-            aws_secret_access_key="local",
-        )
-        deadline = time.monotonic() + DEMO_TIMEOUT_SECONDS
-        while sfn.describe_execution(executionArn=execution_arn)["status"] == "RUNNING":
-            assert time.monotonic() < deadline, f"teardown {execution_arn} still running"
-            time.sleep(1)
+        wait_until_closed(stepfunctions_client(local_stack), execution_arn)
         assert client.describe(PIPELINE_ID)["status"] == "DELETED"
+
+
+def stepfunctions_client(stack: Endpoints) -> Any:
+    return boto3.client("stepfunctions", endpoint_url=stack.engine.url, region_name="us-east-1",
+                        aws_access_key_id="local", aws_secret_access_key="local")
+
+
+def wait_until_closed(sfn: Any, execution_arn: str) -> str:
+    deadline = time.monotonic() + DEMO_TIMEOUT_SECONDS
+    while (status := sfn.describe_execution(executionArn=execution_arn)["status"]) == "RUNNING":
+        assert time.monotonic() < deadline, f"{execution_arn} still running"
+        time.sleep(0.5)
+    return status
 
 
 @pytest.fixture(scope="module")
@@ -163,3 +169,31 @@ def test_running_it_again_reuses_the_pipeline_and_shows_new_changes(first_run, l
     assert api.describe(PIPELINE_ID)["execution_arn"] == execution_arn
     check_run(second, local_stack)
     assert {row_id for _, row_id, _ in second.writes}.isdisjoint({row_id for _, row_id, _ in first_run.writes})
+
+
+def test_a_pipeline_left_provisioning_by_a_stopped_execution_is_torn_down_and_provisioned_again(
+    first_run, local_stack, api
+) -> None:
+    sfn = stepfunctions_client(local_stack)
+    provision = next(machine["stateMachineArn"] for machine in sfn.list_state_machines()["stateMachines"]
+                     if machine["name"] == "ProvisionPipeline")
+    stopped = sfn.start_execution(stateMachineArn=provision, name=f"stopped-{uuid.uuid4().hex[:8]}",
+                                  input=json.dumps({"spec": {}}))["executionArn"]
+    sfn.stop_execution(executionArn=stopped)
+    wait_until_closed(sfn, stopped)
+    # What a ProvisionPipeline stopped mid-flight leaves in the registry.
+    boto3.client("dynamodb", endpoint_url=local_stack.dynamodb.url, region_name=local_stack.aws.region,
+                 aws_access_key_id="local", aws_secret_access_key="local").update_item(
+        TableName=REGISTRY_TABLE, Key={"pipeline_id": {"S": PIPELINE_ID}},
+        UpdateExpression="SET #status = :provisioning, execution_arn = :stopped",
+        ExpressionAttributeNames={"#status": "status"},
+        ExpressionAttributeValues={":provisioning": {"S": "PROVISIONING"}, ":stopped": {"S": stopped}},
+    )
+
+    third = run_demo()
+
+    assert "its provisioning execution ended" in third.output and "pipeline orders is DELETED" in third.output
+    assert "✓ CreateSlot" in third.output and "pipeline orders is ACTIVE" in third.output
+    entry = api.describe(PIPELINE_ID)
+    assert entry["status"] == "ACTIVE" and entry["execution_arn"] != stopped
+    check_run(third, local_stack)
