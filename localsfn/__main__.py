@@ -27,17 +27,25 @@ def load_attribute(reference: str) -> Any:
 
 
 def run_until_signalled(engine: Engine, host: str, port: int) -> None:
-    """Serve `engine`, print the endpoint, and close both cleanly on SIGTERM or SIGINT. Blocks."""
+    """Serve `engine`, print the endpoint, and close both cleanly on SIGTERM or SIGINT. Blocks.
+
+    Exits with an error if the engine stops on its own (its journal refused a
+    step), so that the process is seen down and restarted rather than left
+    answering requests it can no longer carry out.
+    """
     stop = threading.Event()
     for signal_number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signal_number, lambda *_: stop.set())
     server = serve(engine, host=host, port=port)
     print(f"localsfn serving the Step Functions API at {server.endpoint_url}", flush=True)
     try:
-        stop.wait()
+        while not stop.wait(0.5) and engine.failure is None:
+            pass
     finally:
         server.close()
         engine.close()
+    if engine.failure is not None:
+        raise SystemExit(f"localsfn stopped: a step could not be journaled ({engine.failure!r}); restart it to resume")
 
 
 def main(argv: list[str] | None = None) -> None:

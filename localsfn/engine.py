@@ -97,6 +97,8 @@ class Engine:
         self._machines_lock = threading.Lock()
         self._closed_executions = threading.Condition()
         self._stopping = False
+        self._closed = False
+        self.failure: BaseException | None = None  # why the loop stopped on its own, if it did
         self._resume()
         self._thread = threading.Thread(target=self._loop, name="localsfn-engine", daemon=True)
         self._thread.start()
@@ -180,7 +182,8 @@ class Engine:
         arn = execution_arn(machine["name"], name)
 
         def start(step: Step) -> str:
-            existing = self.journal.execution(arn)
+            # An execution started earlier in this same step is not journaled yet.
+            existing = self.journal.execution(arn) or step.started_execution(arn)
             if existing:
                 if existing["status"] == "RUNNING" and existing["input"] == input:
                     return arn
@@ -295,16 +298,12 @@ class Engine:
     def close(self) -> None:
         """Stop the loop and close the journal; RUNNING executions resume when an engine opens it again. Idempotent."""
         with self._condition:
-            if self._stopping:
+            if self._closed:
                 return
-            self._stopping = True
+            self._closed = self._stopping = True
             self._condition.notify_all()
         self._thread.join()
-        with self._condition:
-            pending, self._commands = self._commands, deque()
-        for _, future in pending:
-            if future is not None:
-                future.set_exception(RuntimeError("the engine closed before this request ran"))
+        self._fail_pending(RuntimeError("the engine closed before this request ran"))
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.journal.close()
 
@@ -364,7 +363,7 @@ class Engine:
         future: Future = Future()
         with self._condition:
             if self._stopping:
-                raise RuntimeError("the engine is closed")
+                raise RuntimeError(self._stopped_reason())
             self._commands.append((command, future))
             self._condition.notify()
         return future.result()
@@ -376,7 +375,39 @@ class Engine:
 
     # ------------------------------------------------------------------ the loop
 
+    def _stopped_reason(self) -> str:
+        if self.failure is not None:
+            return f"the engine stopped because a step could not be journaled: {self.failure!r}"
+        return "the engine is closed"
+
+    def _fail_pending(self, error: BaseException) -> None:
+        with self._condition:
+            pending, self._commands = self._commands, deque()
+        for _, future in pending:
+            if future is not None:
+                future.set_exception(error)
+
+    def _halt(self, error: BaseException) -> None:
+        """Stop taking work because a step could not be journaled.
+
+        Memory may now be ahead of the journal, so more work could act on state
+        that a restart would not see. A new engine on the same journal resumes
+        every execution from what the journal holds.
+        """
+        _log.critical("the engine stopped: a step could not be journaled", exc_info=error)
+        with self._condition:
+            self.failure = error
+            self._stopping = True
+        self._fail_pending(RuntimeError(self._stopped_reason()))
+
     def _loop(self) -> None:
+        try:
+            self._run_turns()
+        except BaseException as error:  # noqa: BLE001 - the loop must never die silently
+            if self.failure is None:
+                self._halt(error)
+
+    def _run_turns(self) -> None:
         while True:
             with self._condition:
                 while not self._has_work():
@@ -423,10 +454,11 @@ class Engine:
             self._interpreter.advance(step, execution, path)
         try:
             self.journal.commit(step.seal())
-        except BaseException as error:
+        except BaseException as error:  # noqa: BLE001 - handed to the callers, and the engine stops
+            self._halt(error)
             for future, _, _ in replies:
                 future.set_exception(error)
-            raise
+            return
         self._apply(step)
         for future, result, error in replies:
             if error is None:

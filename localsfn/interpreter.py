@@ -158,6 +158,13 @@ class Step:
         self.batch.events.append(event)
         return event
 
+    def started_execution(self, arn: str) -> dict | None:
+        """The row of execution `arn` if this step started it, as the journal will show it."""
+        for row in self.batch.new_executions:
+            if row["arn"] == arn:
+                return {**row, "status": "RUNNING"}
+        return None
+
     def touch(self, execution: Execution, path: Path) -> None:
         self._touched[(execution.arn, path.id)] = (execution, path)
 

@@ -42,10 +42,10 @@ def test_connect_uses_json_with_schemas_and_keeps_plugins_off_the_classpath():
     assert "-Xmx1g" in command and command[-2] == "org.apache.kafka.connect.cli.ConnectDistributed"
 
 
-def test_dynamodb_local_binds_loopback_and_finds_its_native_library():
+def test_dynamodb_local_binds_loopback_keeps_tables_on_disk_and_finds_its_native_library():
     command = dynamodb.command(StackConfig(state_dir=Path("/srv/state")))
 
-    assert command[-3:] == ["LoopbackDynamoDBLocal", "127.0.0.1", "8000"]
+    assert command[-4:] == ["LoopbackDynamoDBLocal", "127.0.0.1", "8000", "/srv/state/dynamodb"]
     assert "-Djava.library.path=/srv/state/jars/dynamodb" in command
     assert "-Xmx256m" in command
 
