@@ -5,6 +5,11 @@ would send (`httpMethod`, `path`, `resource`, `pathParameters`, query string
 and header maps, `body`, `isBase64Encoded`, `requestContext`), the handler
 runs in-process, and its proxy response becomes the HTTP response. The local
 API and the deployed one therefore run the same code.
+
+Requests are read and answered concurrently, but the handler runs for one at
+a time, as in one Lambda execution environment: its module state (the
+Powertools resolver's current event, the logger's keys, the metrics buffer)
+is built on that guarantee, and concurrent calls mixed them up.
 """
 
 from __future__ import annotations
@@ -159,6 +164,8 @@ def _response_parts(response: Mapping[str, Any]) -> tuple[int, list[tuple[str, s
 
 
 def _request_handler_class(handler: LambdaHandler) -> type[BaseHTTPRequestHandler]:
+    one_invocation_at_a_time = threading.Lock()
+
     class ProxyRequestHandler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -174,7 +181,8 @@ def _request_handler_class(handler: LambdaHandler) -> type[BaseHTTPRequestHandle
             )
             request_id = event["requestContext"]["requestId"]
             try:
-                response = handler(event, LocalLambdaContext(aws_request_id=request_id))
+                with one_invocation_at_a_time:
+                    response = handler(event, LocalLambdaContext(aws_request_id=request_id))
                 status, headers, payload = _response_parts(response)
             except Exception:
                 # What API Gateway answers when the integration fails; the details stay in the log.

@@ -2,6 +2,9 @@
 
 import base64
 import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -117,6 +120,35 @@ def test_a_handler_that_raises_is_a_502_without_its_details(echo_server):
     assert response.json()["message"] == "Internal server error"
     assert "hunter2" not in response.text
     assert response.json()["request_id"]
+
+
+def test_concurrent_requests_are_answered_together_but_handled_one_at_a_time():
+    # As in one Lambda execution environment: Powertools keeps the current
+    # event, logger keys and metrics in module state that relies on it.
+    lock = threading.Lock()
+    running, most_at_once = 0, 0
+
+    def handler(event, context):
+        nonlocal running, most_at_once
+        with lock:
+            running += 1
+            most_at_once = max(most_at_once, running)
+        time.sleep(0.05)
+        with lock:
+            running -= 1
+        return {"statusCode": 200, "body": event["requestContext"]["requestId"]}
+
+    server = serve_api(0, handler=handler)
+    try:
+        with ThreadPoolExecutor(8) as clients:
+            answers = list(clients.map(lambda _: requests.get(f"{api_url(server)}/pipelines", timeout=10), range(8)))
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert [answer.status_code for answer in answers] == [200] * 8
+    assert len({answer.text for answer in answers}) == 8
+    assert most_at_once == 1
 
 
 def test_paths_outside_the_routes_are_their_own_resource():
