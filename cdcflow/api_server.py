@@ -9,7 +9,7 @@ API and the deployed one therefore run the same code.
 Requests are read and answered concurrently, but the handler runs for one at
 a time, as in one Lambda execution environment: its module state (the
 Powertools resolver's current event, the logger's keys, the metrics buffer)
-is built on that guarantee, and concurrent calls mixed them up.
+is built on that guarantee, and concurrent calls would mix them up.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ def run_until_signalled(engine: Engine, host: str, port: int) -> None:
     """Serve `engine`, print the endpoint, and close both cleanly on SIGTERM or SIGINT. Blocks.
 
     Exits with an error if the engine stops on its own (its journal refused a
-    step), so that the process is seen down and restarted rather than left
+    step, say), so that the process is seen down and restarted rather than left
     answering requests it can no longer carry out.
     """
     stop = threading.Event()
@@ -45,7 +45,7 @@ def run_until_signalled(engine: Engine, host: str, port: int) -> None:
         server.close()
         engine.close()
     if engine.failure is not None:
-        raise SystemExit(f"localsfn stopped: a step could not be journaled ({engine.failure!r}); restart it to resume")
+        raise SystemExit(f"localsfn: {engine.stopped_reason}; restart it to resume from the journal")
 
 
 def main(argv: list[str] | None = None) -> None:

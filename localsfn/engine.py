@@ -98,7 +98,8 @@ class Engine:
         self._closed_executions = threading.Condition()
         self._stopping = False
         self._closed = False
-        self.failure: BaseException | None = None  # why the loop stopped on its own, if it did
+        self.failure: BaseException | None = None  # the error that stopped the loop on its own, if one did
+        self._failure_cause = ""
         self._resume()
         self._thread = threading.Thread(target=self._loop, name="localsfn-engine", daemon=True)
         self._thread.start()
@@ -363,7 +364,7 @@ class Engine:
         future: Future = Future()
         with self._condition:
             if self._stopping:
-                raise RuntimeError(self._stopped_reason())
+                raise RuntimeError(self.stopped_reason)
             self._commands.append((command, future))
             self._condition.notify()
         return future.result()
@@ -375,9 +376,11 @@ class Engine:
 
     # ------------------------------------------------------------------ the loop
 
-    def _stopped_reason(self) -> str:
+    @property
+    def stopped_reason(self) -> str:
+        """Why the engine takes no more requests, in a sentence."""
         if self.failure is not None:
-            return f"the engine stopped because a step could not be journaled: {self.failure!r}"
+            return f"the engine stopped because {self._failure_cause}: {self.failure!r}"
         return "the engine is closed"
 
     def _fail_pending(self, error: BaseException) -> None:
@@ -387,25 +390,24 @@ class Engine:
             if future is not None:
                 future.set_exception(error)
 
-    def _halt(self, error: BaseException) -> None:
-        """Stop taking work because a step could not be journaled.
+    def _halt(self, error: BaseException, cause: str) -> None:
+        """Stop taking work: memory may now be ahead of the journal or inconsistent.
 
-        Memory may now be ahead of the journal, so more work could act on state
-        that a restart would not see. A new engine on the same journal resumes
-        every execution from what the journal holds.
+        More work could act on state that a restart would not see. A new engine
+        on the same journal resumes every execution from what the journal holds.
         """
-        _log.critical("the engine stopped: a step could not be journaled", exc_info=error)
+        _log.critical("the engine stopped because %s", cause, exc_info=error)
         with self._condition:
-            self.failure = error
+            self.failure, self._failure_cause = error, cause
             self._stopping = True
-        self._fail_pending(RuntimeError(self._stopped_reason()))
+        self._fail_pending(RuntimeError(self.stopped_reason))
 
     def _loop(self) -> None:
         try:
             self._run_turns()
         except BaseException as error:  # noqa: BLE001 - the loop must never die silently
             if self.failure is None:
-                self._halt(error)
+                self._halt(error, "its loop failed")
 
     def _run_turns(self) -> None:
         while True:
@@ -455,7 +457,7 @@ class Engine:
         try:
             self.journal.commit(step.seal())
         except BaseException as error:  # noqa: BLE001 - handed to the callers, and the engine stops
-            self._halt(error)
+            self._halt(error, "a step could not be journaled")
             for future, _, _ in replies:
                 future.set_exception(error)
             return
