@@ -15,7 +15,8 @@ import threading
 from typing import Any
 
 from localsfn.engine import Engine
-from localsfn.server import serve
+from localsfn.journal import JournalInUse
+from localsfn.server import DEFAULT_PORT, serve
 
 
 def load_attribute(reference: str) -> Any:
@@ -48,14 +49,21 @@ def run_until_signalled(engine: Engine, host: str, port: int) -> None:
         raise SystemExit(f"localsfn: {engine.stopped_reason}; restart it to resume from the journal")
 
 
-def main(argv: list[str] | None = None) -> None:
+def argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m localsfn", description=__doc__)
     parser.add_argument("--db", required=True, help="the SQLite journal (created if missing; resumed if not)")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8083)
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"the API's port (default {DEFAULT_PORT}; 0 picks a free one)")
     parser.add_argument("--functions", required=True, help="package.module:attribute, a mapping or resolver of Lambda ARNs")
-    arguments = parser.parse_args(argv)
-    engine = Engine(arguments.db, load_attribute(arguments.functions))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    arguments = argument_parser().parse_args(argv)
+    try:
+        engine = Engine(arguments.db, load_attribute(arguments.functions))
+    except JournalInUse as in_use:
+        raise SystemExit(f"localsfn: {in_use}") from None
     run_until_signalled(engine, arguments.host, arguments.port)
 
 

@@ -50,15 +50,15 @@ _COMBINATORS = ("And", "Or", "Not")
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.(\d+))?(Z|[+-]\d{2}:\d{2})")
 
 
-def choose(choice_state: dict, data: JSON) -> str:
+def choose(choice_state: dict, data: JSON, context: dict | None = None) -> str:
     """The Next of the first rule in `Choices` that matches `data`, else `Default`.
 
     Raises `StatesError("States.NoChoiceMatched", ...)` when nothing matches
     and there is no Default, `StatesError("States.Runtime", ...)` when a
-    rule reads a path that matches nothing. Pure.
+    rule reads a path that matches nothing. `$$` paths read `context`. Pure.
     """
     for rule in choice_state.get("Choices", ()):
-        if matches(rule, data):
+        if matches(rule, data, context):
             return rule["Next"]
     default = choice_state.get("Default")
     if default is None:
@@ -66,14 +66,14 @@ def choose(choice_state: dict, data: JSON) -> str:
     return default
 
 
-def matches(rule: dict, data: JSON) -> bool:
-    """Whether one (possibly nested) choice rule holds for `data`."""
+def matches(rule: dict, data: JSON, context: dict | None = None) -> bool:
+    """Whether one (possibly nested) choice rule holds for `data` (and `context`, for `$$` paths)."""
     if "And" in rule:
-        return all(matches(inner, data) for inner in rule["And"])
+        return all(matches(inner, data, context) for inner in rule["And"])
     if "Or" in rule:
-        return any(matches(inner, data) for inner in rule["Or"])
+        return any(matches(inner, data, context) for inner in rule["Or"])
     if "Not" in rule:
-        return not matches(rule["Not"], data)
+        return not matches(rule["Not"], data, context)
 
     name = next((key for key in rule if key in OPERATORS), None)
     if name is None:
@@ -81,21 +81,21 @@ def matches(rule: dict, data: JSON) -> bool:
     operand = rule[name]
     variable = rule["Variable"]
     if name == "IsPresent":
-        return path_exists(variable, data) == operand
-    value = _read(variable, data)
+        return path_exists(variable, data, context) == operand
+    value = _read(variable, data, context)
     family, relation = OPERATORS[name]
     if family == "TypeTest":
         return _TYPE_TESTS[name](value) == operand
     if family == "Matches":
         return isinstance(value, str) and _wildcard_pattern(operand).fullmatch(value) is not None
     if name.endswith("Path"):
-        operand = _read(operand, data)
+        operand = _read(operand, data, context)
     return _compare(family, relation, value, operand)
 
 
-def _read(path: str, data: JSON) -> JSON:
+def _read(path: str, data: JSON, context: dict | None) -> JSON:
     try:
-        return read_path(path, data)
+        return read_path(path, data, context)
     except StatesError:
         raise StatesError(
             "States.Runtime", f"Invalid path '{path}': The choice state's condition path references an invalid value."

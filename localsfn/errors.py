@@ -15,6 +15,10 @@ class StatesError(Exception):
         self.cause = cause
 
 
+class WorkflowFailure(StatesError):
+    """A failure that ends the execution at once with its cause as written: no Retry, no Catch, no state prefix."""
+
+
 class DefinitionInvalid(Exception):
     """A definition AWS would reject; the message names the state and the problem."""
 

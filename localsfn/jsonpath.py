@@ -31,6 +31,7 @@ Selector = Callable[[JSON, JSON], Iterator[JSON]]
 
 _MISSING = object()
 _INTEGER = re.compile(r"\s*-?\d+\s*")
+_VARIABLE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")  # `$name`: a workflow variable
 _LITERAL = re.compile(r"-?\d+(\.\d+)?([eE][+-]?\d+)?|true|false|null")
 
 
@@ -57,6 +58,7 @@ class CompiledPath:
     on_context: bool  # `$$...` reads the context object
     steps: tuple[_Step, ...]
     definite: bool  # only names and single indexes: the path names at most one node
+    variable: str | None = None  # `$name...` reads the workflow variable `name`
 
     def find(self, root: JSON) -> list[JSON]:
         """Every node the path selects, in document order."""
@@ -78,7 +80,9 @@ def read_path(path: str, data: JSON, context: dict | None = None) -> JSON:
     """
     compiled = compile_path(path)
     root = data
-    if compiled.on_context:
+    if compiled.variable is not None:
+        root = _variable(compiled.variable, path, context)
+    elif compiled.on_context:
         if context is None:
             raise StatesError("States.Runtime", f"The path '{path}' reads the context object, which is not available here")
         root = context
@@ -92,14 +96,20 @@ def read_path(path: str, data: JSON, context: dict | None = None) -> JSON:
     return compiled.find(root)
 
 
-def path_exists(path: str, data: JSON) -> bool:
-    """True when `read_path(path, data)` would return a value rather than fail."""
+def path_exists(path: str, data: JSON, context: dict | None = None) -> bool:
+    """True when `read_path(path, data, context)` would return a value rather than fail."""
     compiled = compile_path(path)
-    if compiled.on_context:
+    if compiled.variable is not None:
+        variables = getattr(context, "variables", None) or {}
+        if compiled.variable not in variables:
+            return False
+        node = variables[compiled.variable]
+    elif compiled.on_context and context is None:
         return False
+    else:
+        node = context if compiled.on_context else data
     if not compiled.definite:
         return True
-    node = data
     for step in compiled.steps:
         node = _definite_child(node, step.key)
         if node is _MISSING:
@@ -119,7 +129,7 @@ def is_reference_path(path: str) -> bool:
         compiled = compile_path(path)
     except StatesError:
         return False
-    return not compiled.on_context and compiled.definite
+    return not compiled.on_context and compiled.definite and compiled.variable is None
 
 
 def path_problem(path: object) -> str | None:
@@ -149,7 +159,7 @@ def write_result(result_path: str | None, state_input: JSON, result: JSON) -> JS
     if result_path is None:
         return state_input
     compiled = compile_path(result_path)
-    if compiled.on_context or not compiled.definite:
+    if compiled.on_context or not compiled.definite or compiled.variable is not None:
         raise StatesError("States.Runtime", f"ResultPath '{result_path}' is not a reference path")
     if not compiled.steps:
         return result
@@ -257,11 +267,27 @@ def compile_path(path: str) -> CompiledPath:
     if not isinstance(path, str) or not path.startswith("$"):
         raise StatesError("States.Runtime", f"Invalid JSONPath {json.dumps(path)}: a path starts with '$'")
     on_context = path.startswith("$$")
-    parser = _Parser(path, 2 if on_context else 1, stop_chars="")
+    variable = _VARIABLE.match(path)
+    start = variable.end() if variable else 2 if on_context else 1
+    parser = _Parser(path, start, stop_chars="")
     steps = parser.steps()
     if parser.position != len(path):
         parser.fail("unexpected character")
-    return CompiledPath(path, on_context, steps, definite=all(step.key is not None for step in steps))
+    definite = all(step.key is not None for step in steps)
+    return CompiledPath(path, on_context, steps, definite, variable.group(1) if variable else None)
+
+
+def variable_name(path: str) -> str | None:
+    """The workflow variable a `$name...` path reads, else None."""
+    match = _VARIABLE.match(path) if isinstance(path, str) else None
+    return match.group(1) if match else None
+
+
+def _variable(name: str, path: str, context: dict | None) -> JSON:
+    variables = getattr(context, "variables", None)
+    if variables is None or name not in variables:
+        raise StatesError("States.Runtime", f"Invalid path '{path}': the variable '{name}' is not defined")
+    return variables[name]
 
 
 class _Parser:
@@ -578,3 +604,17 @@ def _descendants(inner: Selector) -> Selector:
                 yield from select(child, root)
 
     return select
+
+
+def input_path(state: dict, data: JSON, context: dict) -> JSON:
+    """A state's effective input: its InputPath applied (absent: all of it; null: {})."""
+    if "InputPath" not in state:
+        return data
+    return {} if state["InputPath"] is None else read_path(state["InputPath"], data, context)
+
+
+def output_path(state: dict, data: JSON, context: dict) -> JSON:
+    """A state's output: its OutputPath applied (absent: all of it; null: {})."""
+    if "OutputPath" not in state:
+        return data
+    return {} if state["OutputPath"] is None else read_path(state["OutputPath"], data, context)

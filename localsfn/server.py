@@ -6,8 +6,10 @@ timestamps as epoch seconds; errors are HTTP 400 with
 `{"__type": "com.amazonaws.states#<Code>", "message": ...}`, which
 botocore turns into `client.exceptions.<Code>`.
 
-StartSyncExecution and TestState are not served (botocore would also
-prefix the host with `sync-` for them).
+StartSyncExecution and TestState are served too, but botocore prefixes
+the endpoint's host with `sync-` for them: give clients
+`Config(inject_host_prefix=False)` (or `AWS_DISABLE_HOST_PREFIX_INJECTION=true`,
+or the `disable_host_prefix_injection` profile setting for the AWS CLI).
 """
 
 from __future__ import annotations
@@ -21,9 +23,12 @@ from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from localsfn.diagnostics import diagnostics
 from localsfn.engine import DEFAULT_ROLE_ARN, Engine
 from localsfn.errors import DefinitionInvalid, ServiceError
+from localsfn.test_state import run_test_state
 
+DEFAULT_PORT = 8600  # cdcflow's engine port; not 8083, which is Kafka Connect's
 _TARGET_PREFIX = "AWSStepFunctions."
 _DEFAULT_PAGE = 100
 _MAX_PAGE = 1000
@@ -70,14 +75,49 @@ def serve(engine: Engine, host: str = "127.0.0.1", port: int = 0) -> LocalServer
 
 def _operations(engine: Engine) -> dict[str, Callable[[dict], dict]]:
     def create_state_machine(request: dict) -> dict:
-        if request.get("type", "STANDARD") != "STANDARD":
-            raise ServiceError("ValidationException", "Only STANDARD state machines are supported")
-        arn = engine.create_state_machine(_required(request, "name"), _required(request, "definition"), request.get("roleArn") or DEFAULT_ROLE_ARN)
-        return {"stateMachineArn": arn, "creationDate": engine.describe_state_machine(arn)["creationDate"]}
+        arn, version = engine.create_state_machine_published(
+            _required(request, "name"), _required(request, "definition"), request.get("roleArn") or DEFAULT_ROLE_ARN,
+            request.get("type") or "STANDARD", _tags(request.get("tags") or []), bool(request.get("publish")), request.get("versionDescription"),
+        )
+        answer = {"stateMachineArn": arn, "creationDate": engine.describe_state_machine(arn)["creationDate"]}
+        if version:
+            answer["stateMachineVersionArn"] = version
+        return answer
 
     def update_state_machine(request: dict) -> dict:
-        updated = engine.update_state_machine(_required(request, "stateMachineArn"), request.get("definition"), request.get("roleArn"))
+        updated, revision, version = engine.update_state_machine_published(
+            _required(request, "stateMachineArn"), request.get("definition"), request.get("roleArn"),
+            bool(request.get("publish")), request.get("versionDescription"),
+        )
+        answer = {"updateDate": updated, "revisionId": revision}
+        if version:
+            answer["stateMachineVersionArn"] = version
+        return answer
+
+    def publish_state_machine_version(request: dict) -> dict:
+        version, created = engine.publish_state_machine_version(_required(request, "stateMachineArn"), request.get("revisionId"), request.get("description"))
+        return {"stateMachineVersionArn": version, "creationDate": created}
+
+    def create_state_machine_alias(request: dict) -> dict:
+        arn, created = engine.create_state_machine_alias(_required(request, "name"), _required(request, "routingConfiguration"), request.get("description"))
+        return {"stateMachineAliasArn": arn, "creationDate": created}
+
+    def update_state_machine_alias(request: dict) -> dict:
+        updated = engine.update_state_machine_alias(_required(request, "stateMachineAliasArn"), request.get("routingConfiguration"), request.get("description"))
         return {"updateDate": updated}
+
+    def validate_definition(request: dict) -> dict:
+        problems = engine.validate_state_machine_definition(_required(request, "definition"), request.get("type") or "STANDARD")
+        return diagnostics(problems, request.get("severity") or "ERROR", request.get("maxResults"))
+
+    def redrive_execution(request: dict) -> dict:
+        return {"redriveDate": engine.redrive_execution(_required(request, "executionArn"))}
+
+    def start_sync_execution(request: dict) -> dict:
+        return engine.start_sync_execution(_required(request, "stateMachineArn"), request.get("input", "{}"), request.get("name"))
+
+    def test_state(request: dict) -> dict:
+        return run_test_state(engine, request)
 
     def list_state_machines(request: dict) -> dict:
         return _page(engine.list_state_machines(), request, "stateMachines")
@@ -88,10 +128,10 @@ def _operations(engine: Engine) -> dict[str, Callable[[dict], dict]]:
 
     def start_execution(request: dict) -> dict:
         arn = engine.start_execution(_required(request, "stateMachineArn"), request.get("input", "{}"), request.get("name"))
-        return {"executionArn": arn, "startDate": engine.describe_execution(arn)["startDate"]}
+        return {"executionArn": arn, "startDate": engine.start_date(arn)}
 
     def list_executions(request: dict) -> dict:
-        executions = engine.list_executions(_required(request, "stateMachineArn"), request.get("statusFilter"))
+        executions = engine.list_executions(request.get("stateMachineArn"), request.get("statusFilter"), request.get("mapRunArn"))
         return _page(executions, request, "executions")
 
     def stop_execution(request: dict) -> dict:
@@ -131,6 +171,27 @@ def _operations(engine: Engine) -> dict[str, Callable[[dict], dict]]:
         "SendTaskSuccess": send_task_success,
         "SendTaskFailure": send_task_failure,
         "SendTaskHeartbeat": send_task_heartbeat,
+        "PublishStateMachineVersion": publish_state_machine_version,
+        "ListStateMachineVersions": lambda request: _page(engine.list_state_machine_versions(_required(request, "stateMachineArn")), request, "stateMachineVersions"),
+        "DeleteStateMachineVersion": lambda request: engine.delete_state_machine_version(_required(request, "stateMachineVersionArn")) or {},
+        "CreateStateMachineAlias": create_state_machine_alias,
+        "UpdateStateMachineAlias": update_state_machine_alias,
+        "DescribeStateMachineAlias": lambda request: engine.describe_state_machine_alias(_required(request, "stateMachineAliasArn")),
+        "ListStateMachineAliases": lambda request: _page(engine.list_state_machine_aliases(_required(request, "stateMachineArn")), request, "stateMachineAliases"),
+        "DeleteStateMachineAlias": lambda request: engine.delete_state_machine_alias(_required(request, "stateMachineAliasArn")) or {},
+        "TagResource": lambda request: engine.tag_resource(_required(request, "resourceArn"), _tags(_required(request, "tags"))) or {},
+        "UntagResource": lambda request: engine.untag_resource(_required(request, "resourceArn"), _required(request, "tagKeys")) or {},
+        "ListTagsForResource": lambda request: {"tags": engine.list_tags_for_resource(_required(request, "resourceArn"))},
+        "ValidateStateMachineDefinition": validate_definition,
+        "RedriveExecution": redrive_execution,
+        "DescribeStateMachineForExecution": lambda request: engine.describe_state_machine_for_execution(_required(request, "executionArn")),
+        "StartSyncExecution": start_sync_execution,
+        "TestState": test_state,
+        "DescribeMapRun": lambda request: engine.describe_map_run(_required(request, "mapRunArn")),
+        "ListMapRuns": lambda request: _page(engine.list_map_runs(_required(request, "executionArn")), request, "mapRuns"),
+        "UpdateMapRun": lambda request: engine.update_map_run(
+            _required(request, "mapRunArn"), request.get("maxConcurrency"), request.get("toleratedFailurePercentage"), request.get("toleratedFailureCount"),
+        ) or {},
     }
 
 
@@ -139,6 +200,12 @@ def _required(request: dict, name: str) -> Any:
     if value is None:
         raise ServiceError("ValidationException", f"1 validation error detected: Value null at '{name}' failed to satisfy constraint: Member must not be null")
     return value
+
+
+def _tags(tags: list) -> dict[str, str]:
+    if not isinstance(tags, list) or not all(isinstance(tag, dict) and "key" in tag for tag in tags):
+        raise ServiceError("ValidationException", "tags must be a list of {key, value} objects")
+    return {tag["key"]: tag.get("value", "") for tag in tags}
 
 
 def _page(items: list, request: dict, key: str) -> dict:
@@ -172,6 +239,10 @@ def _handler_class(engine: Engine) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "localsfn"
+        # One send per response and no Nagle: headers and body written apart, the body
+        # waited for the client's delayed ACK of the headers (about 40 ms per call).
+        wbufsize = -1
+        disable_nagle_algorithm = True
 
         def do_POST(self) -> None:
             try:

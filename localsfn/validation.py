@@ -1,23 +1,28 @@
 """Definition validation: what CreateStateMachine rejects, with the state and the problem named.
 
 `validate(text)` parses an Amazon States Language definition (JSONPath
-query language) and raises `DefinitionInvalid` listing every problem
-found, each message starting with where it is (`State 'CreateSlot'`,
-`State 'Fan' Branches[1] State 'X'`). Besides what AWS rejects, it
-rejects what this engine cannot run the same way: service integrations
-other than Lambda, distributed Map, JSONata.
+or JSONata query language, with workflow variables) and raises
+`DefinitionInvalid` listing every problem found, each message starting
+with where it is (`State 'CreateSlot'`, `State 'Fan' Branches[1] State 'X'`).
+Besides what AWS rejects, it rejects what this engine cannot run the same
+way: service integrations other than Lambda, distributed Map.
 """
 
 from __future__ import annotations
 
 import json
+from contextvars import ContextVar
 from typing import Any
 
+from localsfn import item_reader, jsonata
 from localsfn.choice import rule_problems
 from localsfn.errors import DefinitionInvalid
 from localsfn.intrinsics import expression_problem, is_intrinsic
 from localsfn.jsonpath import is_reference_path, path_problem
+from localsfn.map_state import label_problem
+from localsfn.result_writer import OUTPUT_TYPES, PUT_OBJECT, TRANSFORMATIONS
 from localsfn.timestamps import parse_timestamp
+from localsfn.variables import name_problem, variable_problems
 
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 LAMBDA_INVOKE_WAIT = "arn:aws:states:::lambda:invoke.waitForTaskToken"
@@ -25,25 +30,35 @@ LAMBDA_INVOKE_WAIT = "arn:aws:states:::lambda:invoke.waitForTaskToken"
 _COMMON = {"Type", "Comment", "QueryLanguage"}
 _FLOW = {"Next", "End"}
 _IO = {"InputPath", "OutputPath"}
+_VARS = {"Assign", "Output"}
+# Map fields of Distributed mode only.
+_DISTRIBUTED_ONLY = ("Label", "ItemBatcher", "ToleratedFailureCount", "ToleratedFailureCountPath", "ToleratedFailurePercentage", "ToleratedFailurePercentagePath")
 _FIELDS: dict[str, set[str]] = {
-    "Pass": _COMMON | _FLOW | _IO | {"Parameters", "Result", "ResultPath"},
-    "Task": _COMMON | _FLOW | _IO | {
-        "Resource", "Parameters", "ResultSelector", "ResultPath", "Retry", "Catch", "TimeoutSeconds",
+    "Pass": _COMMON | _FLOW | _IO | _VARS | {"Parameters", "Result", "ResultPath"},
+    "Task": _COMMON | _FLOW | _IO | _VARS | {
+        "Resource", "Parameters", "Arguments", "ResultSelector", "ResultPath", "Retry", "Catch", "TimeoutSeconds",
         "TimeoutSecondsPath", "HeartbeatSeconds", "HeartbeatSecondsPath", "Credentials",
     },
-    "Choice": _COMMON | _IO | {"Choices", "Default"},
-    "Wait": _COMMON | _FLOW | _IO | {"Seconds", "SecondsPath", "Timestamp", "TimestampPath"},
-    "Succeed": _COMMON | _IO,
+    "Choice": _COMMON | _IO | _VARS | {"Choices", "Default"},
+    "Wait": _COMMON | _FLOW | _IO | _VARS | {"Seconds", "SecondsPath", "Timestamp", "TimestampPath"},
+    "Succeed": _COMMON | _IO | {"Output"},
     "Fail": _COMMON | {"Error", "ErrorPath", "Cause", "CausePath"},
-    "Parallel": _COMMON | _FLOW | _IO | {"Branches", "Parameters", "ResultSelector", "ResultPath", "Retry", "Catch"},
-    "Map": _COMMON | _FLOW | _IO | {
-        "ItemsPath", "ItemSelector", "Parameters", "ItemProcessor", "Iterator", "MaxConcurrency",
-        "ResultSelector", "ResultPath", "Retry", "Catch",
+    "Parallel": _COMMON | _FLOW | _IO | _VARS | {"Branches", "Parameters", "Arguments", "ResultSelector", "ResultPath", "Retry", "Catch"},
+    "Map": _COMMON | _FLOW | _IO | _VARS | {
+        "ItemsPath", "Items", "ItemSelector", "Parameters", "ItemProcessor", "Iterator", "MaxConcurrency", "MaxConcurrencyPath",
+        "ResultSelector", "ResultPath", "Retry", "Catch", *_DISTRIBUTED_ONLY, "ItemReader", "ResultWriter",
     },
 }
 _TOP_LEVEL = {"Comment", "StartAt", "States", "TimeoutSeconds", "Version", "QueryLanguage"}
 _RETRIER = {"ErrorEquals", "IntervalSeconds", "MaxAttempts", "BackoffRate", "MaxDelaySeconds", "JitterStrategy", "Comment"}
-_CATCHER = {"ErrorEquals", "Next", "ResultPath", "Comment"}
+_CATCHER = {"ErrorEquals", "Next", "ResultPath", "Comment", "Assign", "Output"}
+# Fields of one query language only: AWS refuses them in a state of the other.
+_JSONPATH_ONLY = ("InputPath", "OutputPath", "Parameters", "ResultSelector", "ResultPath", "ItemsPath", "SecondsPath", "TimestampPath",
+                  "ErrorPath", "CausePath", "TimeoutSecondsPath", "HeartbeatSecondsPath", "MaxConcurrencyPath")
+_JSONATA_ONLY = ("Arguments", "Output", "Items")
+_ASSIGNABLE = {"Pass", "Task", "Choice", "Wait", "Parallel", "Map"}
+_LANGUAGES = ("JSONPath", "JSONata")
+_language: ContextVar[str] = ContextVar("query_language", default="JSONPath")  # the enclosing one, while validating
 _MAX_NAME_LENGTH = 80
 
 
@@ -53,13 +68,20 @@ def validate(text: str) -> dict:
         definition = json.loads(text)
     except (TypeError, json.JSONDecodeError) as error:
         raise DefinitionInvalid([f"the definition is not valid JSON: {error}"]) from None
-    problems = _machine_problems(definition, "")
+    language = definition.get("QueryLanguage", "JSONPath") if isinstance(definition, dict) else "JSONPath"
+    if language not in _LANGUAGES:
+        raise DefinitionInvalid([f"SCHEMA_VALIDATION_FAILED: QueryLanguage must be JSONPath or JSONata, got {json.dumps(language)}"])
+    token = _language.set(language)
+    try:
+        problems = _machine_problems(definition, "")
+    finally:
+        _language.reset(token)
     if isinstance(definition, dict):
         timeout = definition.get("TimeoutSeconds")
         if "TimeoutSeconds" in definition and not _positive_int(timeout):
             problems.append(f"TimeoutSeconds must be a positive integer, got {json.dumps(timeout)}")
-        if definition.get("QueryLanguage", "JSONPath") != "JSONPath":
-            problems.append("only the JSONPath query language is supported")
+        if not problems:
+            problems += variable_problems(definition)
     if problems:
         raise DefinitionInvalid(problems)
     return definition
@@ -131,16 +153,59 @@ def _state_problems(name: str, state: Any, states: dict, where: str) -> list[str
     if kind not in _FIELDS:
         return [f"{where}: unknown Type {json.dumps(kind)}"]
     problems = [f"{where}: field '{key}' is not valid in a {kind} state" for key in state if key not in _FIELDS[kind]]
-    if state.get("QueryLanguage", "JSONPath") != "JSONPath":
-        problems.append(f"{where}: only the JSONPath query language is supported")
-    problems += _flow_problems(kind, state, states, where)
-    problems += _path_problems(state, where)
-    problems += _template_problems(state, where)
-    problems += _KIND_CHECKS.get(kind, lambda *_: [])(state, states, where)
+    enclosing = _language.get()
+    language = state.get("QueryLanguage", enclosing)
+    if language not in _LANGUAGES:
+        return problems + [f"{where}: QueryLanguage must be JSONPath or JSONata, got {json.dumps(language)}"]
+    if enclosing == "JSONata" and language == "JSONPath":
+        problems.append(f"{where}: SCHEMA_VALIDATION_FAILED: a state cannot use JSONPath when the state machine's QueryLanguage is JSONata")
+    token = _language.set(language)
+    try:
+        problems += _language_problems(kind, state, language, where)
+        problems += _flow_problems(kind, state, states, where)
+        if language == "JSONPath":
+            problems += _path_problems(state, where)
+            problems += _template_problems(state, where)
+        problems += _KIND_CHECKS.get(kind, lambda *_: [])(state, states, where)
+    finally:
+        _language.reset(token)
     if "Retry" in state:
         problems += _retry_problems(state["Retry"], where)
     if "Catch" in state:
         problems += _catch_problems(state["Catch"], states, where)
+    return problems
+
+
+def _language_problems(kind: str, state: dict, language: str, where: str) -> list[str]:
+    """Fields of the other query language, Assign where it is not allowed, JSONata that does not compile."""
+    problems = []
+    refused = _JSONPATH_ONLY if language == "JSONata" else _JSONATA_ONLY
+    problems += [f"{where}: SCHEMA_VALIDATION_FAILED: the field '{name}' is not supported in {language} states" for name in refused if name in state]
+    if "Assign" in state:
+        if kind not in _ASSIGNABLE:
+            problems.append(f"{where}: the field 'Assign' is not valid in a {kind} state")
+        problems += _assign_problems(state["Assign"], language, f"{where}: Assign")
+    if language == "JSONata":
+        for name in ("Arguments", "Output", "Items", "ItemSelector", "Error", "Cause", "Seconds", "Timestamp", "MaxConcurrency", "TimeoutSeconds", "HeartbeatSeconds"):
+            if name in state:
+                problems += jsonata.template_problems(state[name], f"{where}: {name}")
+        if kind == "Map" and "Items" in state and not (isinstance(state["Items"], list) or jsonata.is_expression(state["Items"])):
+            problems.append(f"{where}: Items must be a JSON array or a JSONata expression")
+    return problems
+
+
+def _assign_problems(assign: Any, language: str, where: str) -> list[str]:
+    if not isinstance(assign, dict):
+        return [f"{where} must be an object of variable names and values"]
+    problems = []
+    for key in assign:
+        name = key[:-2] if language == "JSONPath" and key.endswith(".$") else key
+        if problem := name_problem(name):
+            problems.append(f"{where}: {problem}")
+    if language == "JSONPath":
+        problems += _template_value_problems(assign, where)
+    else:
+        problems += jsonata.template_problems(assign, where)
     return problems
 
 
@@ -208,13 +273,14 @@ def _task_problems(state: dict, states: dict, where: str) -> list[str]:
     if not isinstance(resource, str):
         problems.append(f"{where}: Resource is missing (a Lambda function ARN or {LAMBDA_INVOKE})")
     elif resource in (LAMBDA_INVOKE, LAMBDA_INVOKE_WAIT):
-        parameters = state.get("Parameters")
+        field = "Arguments" if _language.get() == "JSONata" else "Parameters"
+        parameters = state.get(field)
         if not isinstance(parameters, dict) or not ({"FunctionName", "FunctionName.$"} & set(parameters)):
-            problems.append(f"{where}: {resource} needs Parameters.FunctionName")
+            problems.append(f"{where}: {resource} needs {field}.FunctionName")
     elif not (resource.startswith("arn:aws:lambda:") and ":function:" in resource):
         problems.append(f"{where}: Resource {json.dumps(resource)} is not supported here: only Lambda functions and {LAMBDA_INVOKE}[.waitForTaskToken]")
     for field in ("TimeoutSeconds", "HeartbeatSeconds"):
-        if field in state and not _positive_int(state[field]):
+        if field in state and not _positive_int(state[field]) and not (_language.get() == "JSONata" and jsonata.is_expression(state[field])):
             problems.append(f"{where}: {field} must be a positive integer, got {json.dumps(state[field])}")
         if field in state and f"{field}Path" in state:
             problems.append(f"{where}: {field} and {field}Path cannot both be set")
@@ -228,8 +294,10 @@ def _wait_problems(state: dict, states: dict, where: str) -> list[str]:
     given = [field for field in ("Seconds", "SecondsPath", "Timestamp", "TimestampPath") if field in state]
     if len(given) != 1:
         return [f"{where}: a Wait state needs exactly one of Seconds, SecondsPath, Timestamp, TimestampPath; found {given or 'none'}"]
-    if "Seconds" in state and not (_int(state["Seconds"]) and state["Seconds"] >= 0):
-        return [f"{where}: Seconds must be a non-negative integer, got {json.dumps(state['Seconds'])}"]
+    if _language.get() == "JSONata" and any(jsonata.is_expression(state.get(name)) for name in ("Seconds", "Timestamp")):
+        return []
+    if "Seconds" in state and not (_int(state["Seconds"]) and 0 <= state["Seconds"] <= 99999999):
+        return [f"{where}: Seconds must be a non-negative integer up to 99999999, got {json.dumps(state['Seconds'])}"]
     if "Timestamp" in state:
         if not isinstance(state["Timestamp"], str) or parse_timestamp(state["Timestamp"]) is None:
             return [f"{where}: Timestamp must be an RFC 3339 timestamp such as 2016-03-14T01:59:00Z"]
@@ -242,13 +310,35 @@ def _choice_problems(state: dict, states: dict, where: str) -> list[str]:
         return [f"{where}: Choices must be a non-empty array of choice rules"]
     problems = []
     for index, rule in enumerate(choices):
-        problems += rule_problems(rule, f"{where} Choices[{index}]")
+        if _language.get() == "JSONata":
+            problems += _jsonata_rule_problems(rule, f"{where} Choices[{index}]")
+        else:
+            problems += rule_problems(rule, f"{where} Choices[{index}]")
         target = rule.get("Next") if isinstance(rule, dict) else None
         if isinstance(target, str) and target not in states:
             problems.append(f"{where} Choices[{index}]: MISSING_TRANSITION_TARGET: Next names '{target}', which is not a state here")
     default = state.get("Default")
     if "Default" in state and default not in states:
         problems.append(f"{where}: MISSING_TRANSITION_TARGET: Default names {json.dumps(default)}, which is not a state here")
+    return problems
+
+
+def _jsonata_rule_problems(rule: Any, where: str) -> list[str]:
+    if not isinstance(rule, dict):
+        return [f"{where}: a choice rule must be an object"]
+    problems = [f"{where}: SCHEMA_VALIDATION_FAILED: the field '{key}' is not supported in JSONata choice rules (use Condition)" for key in rule if key not in ("Condition", "Next", "Comment", "Assign", "Output")]
+    if "Condition" not in rule:
+        problems.append(f"{where}: a JSONata choice rule needs a Condition")
+    elif not (isinstance(rule["Condition"], bool) or jsonata.is_expression(rule["Condition"])):
+        problems.append(f"{where}: Condition must be a JSONata expression {{% ... %}} or a boolean")
+    else:
+        problems += jsonata.template_problems(rule["Condition"], f"{where}: Condition")
+    if not isinstance(rule.get("Next"), str):
+        problems.append(f"{where}: a top-level choice rule needs a Next (a state name)")
+    if "Assign" in rule:
+        problems += _assign_problems(rule["Assign"], "JSONata", f"{where}: Assign")
+    if "Output" in rule:
+        problems += jsonata.template_problems(rule["Output"], f"{where}: Output")
     return problems
 
 
@@ -259,7 +349,10 @@ def _fail_problems(state: dict, states: dict, where: str) -> list[str]:
             problems.append(f"{where}: {field} and {field}Path cannot both be set")
         if field in state and not isinstance(state[field], str):
             problems.append(f"{where}: {field} must be a string")
+            continue
         path = state.get(f"{field}Path")
+        if _language.get() == "JSONata":
+            continue
         if path is not None and not (is_reference_path(path) or (isinstance(path, str) and path.startswith("$$")) or is_intrinsic(path)):
             problems.append(f"{where}: {field}Path {json.dumps(path)} must be a reference path or an intrinsic function")
     return problems
@@ -283,14 +376,92 @@ def _map_problems(state: dict, states: dict, where: str) -> list[str]:
         problems.append(f"{where}: ItemSelector and Parameters cannot both be set")
     processor = state.get("ItemProcessor", state.get("Iterator"))
     field = "ItemProcessor" if "ItemProcessor" in state else "Iterator"
+    distributed = False
     if isinstance(processor, dict):
         config = processor.get("ProcessorConfig", {})
-        if not isinstance(config, dict) or config.get("Mode", "INLINE") != "INLINE":
-            problems.append(f"{where}: {field}.ProcessorConfig: only INLINE mode is supported")
+        mode = config.get("Mode", "INLINE") if isinstance(config, dict) else None
+        if mode not in ("INLINE", "DISTRIBUTED"):
+            problems.append(f"{where}: {field}.ProcessorConfig: Mode must be INLINE or DISTRIBUTED, got {json.dumps(mode)}")
+        distributed = mode == "DISTRIBUTED"
+        if distributed and config.get("ExecutionType") not in ("STANDARD", "EXPRESS"):
+            problems.append(f"{where}: {field}.ProcessorConfig: a DISTRIBUTED Map needs ExecutionType STANDARD or EXPRESS")
+        if distributed and field == "Iterator":
+            problems.append(f"{where}: a DISTRIBUTED Map takes ItemProcessor, not Iterator")
+    problems += [f"{where}: {name} is only valid in a DISTRIBUTED Map" for name in _DISTRIBUTED_ONLY if name in state and not distributed]
+    if "ResultWriter" in state:
+        writer = state["ResultWriter"]
+        if not distributed:
+            problems.append(f"{where}: ResultWriter is only valid in a DISTRIBUTED Map")
+        elif not isinstance(writer, dict) or not ("Resource" in writer or "WriterConfig" in writer):
+            problems.append(f"{where}: ResultWriter needs a Resource and its Parameters, a WriterConfig, or both")
+        elif "Resource" in writer and writer["Resource"] != PUT_OBJECT:
+            problems.append(f"{where}: ResultWriter.Resource must be {PUT_OBJECT}")
+        elif "WriterConfig" in writer:
+            problems += _writer_config_problems(writer["WriterConfig"], where)
+    if "ItemReader" in state:
+        problems += _item_reader_problems(state["ItemReader"], distributed, where)
+    if "Label" in state and (problem := label_problem(state["Label"])):
+        problems.append(f"{where}: {problem}")
+    for name in ("ToleratedFailureCount", "ToleratedFailurePercentage"):
+        if name in state and f"{name}Path" in state:
+            problems.append(f"{where}: {name} and {name}Path cannot both be set")
+        if f"{name}Path" in state and not is_reference_path(state[f"{name}Path"]):
+            problems.append(f"{where}: {name}Path {json.dumps(state[f'{name}Path'])} must be a reference path")
+    count, share = state.get("ToleratedFailureCount"), state.get("ToleratedFailurePercentage")
+    if "ToleratedFailureCount" in state and not jsonata.is_expression(count) and not (_int(count) and count >= 0):
+        problems.append(f"{where}: ToleratedFailureCount must be a non-negative integer, got {json.dumps(count)}")
+    if "ToleratedFailurePercentage" in state and not jsonata.is_expression(share) and not (
+        isinstance(share, (int, float)) and not isinstance(share, bool) and 0 <= share <= 100
+    ):
+        problems.append(f"{where}: ToleratedFailurePercentage must be a number from 0 to 100, got {json.dumps(share)}")
+    batcher = state.get("ItemBatcher")
+    if "ItemBatcher" in state:
+        if not isinstance(batcher, dict) or not ({"MaxItemsPerBatch", "MaxItemsPerBatchPath", "MaxInputBytesPerBatch", "MaxInputBytesPerBatchPath"} & set(batcher)):
+            problems.append(f"{where}: ItemBatcher needs MaxItemsPerBatch(Path) or MaxInputBytesPerBatch(Path)")
+        else:
+            known = {"MaxItemsPerBatch", "MaxItemsPerBatchPath", "MaxInputBytesPerBatch", "MaxInputBytesPerBatchPath", "BatchInput"}
+            problems += [f"{where}: ItemBatcher: unknown field '{key}'" for key in batcher if key not in known]
     problems += _machine_problems(processor, f"{where} {field}")
     concurrency = state.get("MaxConcurrency")
-    if "MaxConcurrency" in state and not (_int(concurrency) and concurrency >= 0):
+    if "MaxConcurrency" in state and "MaxConcurrencyPath" in state:
+        problems.append(f"{where}: MaxConcurrency and MaxConcurrencyPath cannot both be set")
+    if "MaxConcurrencyPath" in state and not is_reference_path(state["MaxConcurrencyPath"]):
+        problems.append(f"{where}: MaxConcurrencyPath {json.dumps(state['MaxConcurrencyPath'])} must be a reference path")
+    if _language.get() == "JSONata" and jsonata.is_expression(concurrency):
+        pass
+    elif "MaxConcurrency" in state and not (_int(concurrency) and concurrency >= 0):
         problems.append(f"{where}: MaxConcurrency must be a non-negative integer, got {json.dumps(concurrency)}")
+    return problems
+
+
+def _writer_config_problems(config: Any, where: str) -> list[str]:
+    if not isinstance(config, dict):
+        return [f"{where}: ResultWriter.WriterConfig must be an object"]
+    problems = [f"{where}: ResultWriter.WriterConfig has an unknown field {name}" for name in config if name not in ("Transformation", "OutputType")]
+    if config.get("Transformation", "NONE") not in TRANSFORMATIONS:
+        problems.append(f"{where}: ResultWriter.WriterConfig.Transformation must be one of {', '.join(TRANSFORMATIONS)}")
+    if config.get("OutputType", "JSON") not in OUTPUT_TYPES:
+        problems.append(f"{where}: ResultWriter.WriterConfig.OutputType must be one of {', '.join(OUTPUT_TYPES)}")
+    return problems
+
+
+def _item_reader_problems(reader: Any, distributed: bool, where: str) -> list[str]:
+    if not distributed:
+        return [f"{where}: ItemReader is only valid in a DISTRIBUTED Map"]
+    if not isinstance(reader, dict):
+        return [f"{where}: ItemReader must be an object with a Resource"]
+    problems = []
+    if reader.get("Resource") not in item_reader.RESOURCES:
+        problems.append(f"{where}: ItemReader.Resource must be one of {', '.join(item_reader.RESOURCES)}, got {json.dumps(reader.get('Resource'))}")
+    config = reader.get("ReaderConfig", {})
+    if not isinstance(config, dict):
+        problems.append(f"{where}: ItemReader.ReaderConfig must be an object")
+    elif reader.get("Resource") == item_reader.GET_OBJECT and config.get("InputType", "JSON") not in item_reader.INPUT_TYPES:
+        problems.append(f"{where}: ItemReader.ReaderConfig.InputType must be one of {', '.join(item_reader.INPUT_TYPES)}")
+    elif config.get("CSVHeaderLocation") == "GIVEN" and not isinstance(config.get("CSVHeaders"), list):
+        problems.append(f"{where}: ItemReader.ReaderConfig.CSVHeaders must list the headers when CSVHeaderLocation is GIVEN")
+    if "Parameters" in reader and _language.get() == "JSONPath":
+        problems += _template_value_problems(reader["Parameters"], f"{where}: ItemReader.Parameters")
     return problems
 
 
@@ -336,9 +507,16 @@ def _catch_problems(catchers: Any, states: dict, where: str) -> list[str]:
             problems.append(f"{at}: Next is missing (the state to go to)")
         elif target not in states:
             problems.append(f"{at}: MISSING_TRANSITION_TARGET: Next names '{target}', which is not a state here")
+        language = _language.get()
+        refused = ("ResultPath",) if language == "JSONata" else ("Output",)
+        problems += [f"{at}: SCHEMA_VALIDATION_FAILED: the field '{name}' is not supported in {language} states" for name in refused if name in catcher]
         result_path = catcher.get("ResultPath", "$")
-        if result_path is not None and not is_reference_path(result_path):
+        if language == "JSONPath" and result_path is not None and not is_reference_path(result_path):
             problems.append(f"{at}: ResultPath {json.dumps(result_path)} must be a reference path")
+        if "Assign" in catcher:
+            problems += _assign_problems(catcher["Assign"], language, f"{at}: Assign")
+        if language == "JSONata" and "Output" in catcher:
+            problems += jsonata.template_problems(catcher["Output"], f"{at}: Output")
     return problems
 
 

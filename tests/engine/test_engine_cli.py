@@ -13,7 +13,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from cdcflow.catalogue import local_definition_substitutions
+from statemachines.catalogue import local_definition_substitutions
 from cdcflow.engine_cli import (
     STATEMACHINES_DIR,
     load_workflows,

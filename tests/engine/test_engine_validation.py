@@ -54,10 +54,10 @@ INVALID = {
     "invalid branch": (machine({"A": {"Type": "Parallel", "Branches": [{"StartAt": "X", "States": {"X": {"Type": "Pass"}}}], "End": True}}), "State 'A' Branches[0] State 'X': needs Next"),
     "branch Next into the outer machine": (machine({"A": {"Type": "Parallel", "Branches": [{"StartAt": "X", "States": {"X": {"Type": "Pass", "Next": "A"}}}], "End": True}}), "Branches[0] State 'X': MISSING_TRANSITION_TARGET"),
     "Map without processor": (machine({"A": {"Type": "Map", "End": True}}), "State 'A': a Map state needs exactly one of ItemProcessor and Iterator"),
-    "distributed Map": (machine({"A": {"Type": "Map", "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED"}, "StartAt": "X", "States": {"X": {"Type": "Succeed"}}}, "End": True}}), "only INLINE mode is supported"),
+    "distributed Map": (machine({"A": {"Type": "Map", "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED"}, "StartAt": "X", "States": {"X": {"Type": "Succeed"}}}, "End": True}}), "a DISTRIBUTED Map needs ExecutionType STANDARD or EXPRESS"),
     "negative MaxConcurrency": (machine({"A": {"Type": "Map", "MaxConcurrency": -2, "Iterator": {"StartAt": "X", "States": {"X": {"Type": "Succeed"}}}, "End": True}}), "MaxConcurrency must be a non-negative integer"),
     "state name too long": (machine({"A" * 81: {"Type": "Succeed"}}, start="A" * 81), "at most 80 characters"),
-    "JSONata": (machine({"A": {"Type": "Succeed"}}, QueryLanguage="JSONata"), "only the JSONPath query language is supported"),
+    "unknown query language": (machine({"A": {"Type": "Succeed"}}, QueryLanguage="JMESPath"), "QueryLanguage must be JSONPath or JSONata"),
 }
 
 
