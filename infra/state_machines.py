@@ -22,7 +22,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
-from cdcflow import catalogue
+from statemachines import catalogue
 
 STATEMACHINES_DIR = Path(__file__).resolve().parent.parent / "statemachines"
 DEFINITION_SUFFIX = ".asl.json"

@@ -14,7 +14,7 @@ from lambdas.opensearch import document_with_id_exists
 from lambdas.source.canary import canary_arrived, canary_row_id, sink_table_name, write_canary
 from lambdas.source.connection import connect_admin, connect_sink
 from lambdas.spec import PipelineSpec
-from lambdas.steps.wait_loop import next_round
+from lambdas.wait_loop import Schedule, next_round, schedule_of, settle
 
 
 class CanaryNotArrived(StepError):
@@ -35,11 +35,11 @@ def write_handler(spec: PipelineSpec, event: dict[str, Any]) -> dict[str, Any]:
 
 @step_handler(idempotent=False)  # polled by a wait-loop: each call must look again
 def check_handler(spec: PipelineSpec, event: dict[str, Any]) -> dict[str, Any]:
-    token = event["token"]
+    token, schedule = event["token"], schedule_of(event)
     if spec.sink.type == "opensearch":
-        arrived, where = _arrived_in_opensearch(spec, token), f"index {_heartbeat_index(spec)}"
+        arrived, where = _arrived_in_opensearch(spec, token, schedule), f"index {_heartbeat_index(spec)}"
     else:
-        arrived, where = _arrived_in_database(spec, token), f"sink table {sink_table_name(spec)}"
+        arrived, where = _arrived_in_database(spec, token, schedule), f"sink table {sink_table_name(spec)}"
 
     def gave_up(checks: int) -> CanaryNotArrived:
         return CanaryNotArrived(
@@ -47,12 +47,12 @@ def check_handler(spec: PipelineSpec, event: dict[str, Any]) -> dict[str, Any]:
             f"{where} after {checks} checks; check the sink connector's status and log"
         )
 
-    return next_round(arrived, int(event.get("attempt", 0)), gave_up)
+    return next_round(arrived, int(event.get("attempt", 0)), schedule, gave_up)
 
 
-def _arrived_in_database(spec: PipelineSpec, token: str) -> bool:
+def _arrived_in_database(spec: PipelineSpec, token: str, schedule: Schedule) -> bool:
     with connect_sink(spec.sink) as conn:
-        return canary_arrived(conn, spec, token)
+        return settle(lambda: canary_arrived(conn, spec, token), bool, schedule)
 
 
 def _heartbeat_index(spec: PipelineSpec) -> str:
@@ -60,6 +60,7 @@ def _heartbeat_index(spec: PipelineSpec) -> str:
     return spec.names.table_topic(spec.names.heartbeat_qualified)
 
 
-def _arrived_in_opensearch(spec: PipelineSpec, token: str) -> bool:
+def _arrived_in_opensearch(spec: PipelineSpec, token: str, schedule: Schedule) -> bool:
     login = login_from_secret(spec.sink.secret) if spec.sink.secret else None
-    return document_with_id_exists(spec.sink.url, _heartbeat_index(spec), canary_row_id(token), login)
+    index, row_id = _heartbeat_index(spec), canary_row_id(token)
+    return settle(lambda: document_with_id_exists(spec.sink.url, index, row_id, login), bool, schedule)

@@ -18,7 +18,7 @@ from lambdas.spec import PipelineSpec
 def create_handler(spec: PipelineSpec, event: dict[str, Any]) -> dict[str, Any]:
     names = spec.names
     secret_arn, credentials = ensure_generated_secret(
-        names.replication_secret, names.replication_role, managed_tags(spec.pipeline_id)
+        names.replication_secret, names.replication_role, managed_tags(spec.pipeline_id, spec.owner)
     )
     with connect_admin(spec.source) as conn:
         user = ensure_replication_user(conn, spec, credentials.password, rds=spec.source.rds_instance_id is not None)

@@ -7,7 +7,7 @@ import pytest
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Match, Template
 
-from cdcflow import catalogue
+from statemachines import catalogue
 from infra.state_machines import InvalidDefinition, Workflows, referenced_functions
 
 pytestmark = pytest.mark.unit

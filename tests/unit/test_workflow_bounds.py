@@ -1,38 +1,80 @@
-"""ProvisionPipeline's longest path stays far inside AWS's 25,000-event history limit."""
+"""The workflows' longest paths stay far inside AWS's 25,000-event history limit, computed from the step tables."""
 
-import json
+from dataclasses import replace
 
-from cdcflow.workflow_bounds import PROVISION_DEFINITION, bound, longest_path, provision_worst_case
-from lambdas.connect.readiness import MAX_READINESS_ATTEMPTS
+import pytest
 
-AWS_HISTORY_LIMIT = 25_000
+from lambdas.wait_loop import Schedule
+from statemachines import PROVISION, WORKFLOWS, bounds
+from statemachines.model import Compensate, Fail, Function, Succeed, Task, WaitLoop, Workflow
 
-
-def test_the_longest_path_runs_every_loop_to_its_limit_then_every_compensation() -> None:
-    path = longest_path(json.loads(PROVISION_DEFINITION.read_text()))
-
-    for check in ("CheckSourceInstanceAvailable", "CheckSourceConnectorRunning", "CheckSinkConnectorRunning",
-                  "CheckCanaryArrived"):
-        assert path.count(check) == MAX_READINESS_ATTEMPTS
-    assert "RequestApproval" in path
-    assert path[-8:] == ["DeleteConnectors", "DeleteTopics", "DropSlot", "DropPublication", "DropHeartbeatTable",
-                         "DropReplicationUser", "MarkFailed", "ProvisionFailed"]
+pytestmark = pytest.mark.unit
 
 
-def test_the_worst_case_history_fits_the_aws_limit_with_room() -> None:
-    worst = provision_worst_case()
+def loops_of(workflow: Workflow) -> list[WaitLoop]:
+    return [row for row in workflow.steps if isinstance(row, WaitLoop)]
 
-    assert worst.events < AWS_HISTORY_LIMIT / 2
-    assert worst.transitions < worst.events
+
+def test_the_longest_provision_runs_every_loop_to_its_limit_then_every_compensation() -> None:
+    path = bounds.worst_case(PROVISION).path
+
+    for loop in loops_of(PROVISION):
+        assert path.count(loop.check.name) == loop.schedule.attempts
+    assert "RequestApproval" in path and "RebootSourceInstance" in path
+    chain = [task.name for task in PROVISION.compensation_chain()]
+    assert list(path[-len(chain) - 2:]) == [*chain, "MarkFailed", "ProvisionFailed"]
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda w: w.name)
+def test_the_worst_case_history_fits_the_aws_limit_with_room(workflow: Workflow) -> None:
+    assert bounds.worst_case(workflow).events < bounds.AWS_HISTORY_LIMIT / 2
+
+
+def test_more_loop_attempts_make_a_longer_history() -> None:
+    longer_loops = [replace(row, schedule=replace(row.schedule, attempts=row.schedule.attempts + 1))
+                    if isinstance(row, WaitLoop) else row for row in PROVISION.steps]
+    longer = replace(PROVISION, steps=longer_loops)
+
+    grown = bounds.worst_case(longer).events - bounds.worst_case(PROVISION).events
+
+    one_round_each = 0
+    definition = bounds.render.definition(PROVISION)
+    for loop in loops_of(PROVISION):
+        check = definition["States"][loop.check.name]
+        one_round_each += 2 + bounds.task_events(check, bounds.task_attempts(check)) + 2
+    assert grown == one_round_each
+
+
+def test_a_small_workflow_is_counted_event_by_event() -> None:
+    work = Function("Work", "lambdas.steps.work.handler", "work")
+    undo = Task("Undo", Function("Undo", "lambdas.steps.undo.handler", "undo"), retry=())
+    tiny = Workflow(
+        name="Tiny", file_stem="tiny", comment="", timeout_seconds=60,
+        steps=[
+            Task("Make", work, retry=("lambda",), undo="Undo"),  # lambda: MaxAttempts 5
+            WaitLoop("Ready", Task("CheckReady", work, retry=()), Schedule(0, 1, 2, 3, attempts=2), gives_up="Never"),
+            Succeed("Done"),
+        ],
+        on_error=Compensate({"Undo": undo}, then=[Fail("Failed", "$.e.Error", "$.e.Cause")]),
+    )
+
+    worst = bounds.worst_case(tiny)
+
+    # Make: 6 attempts (2 + 3*6 = 20 events); the loop: Start (2) + 2 rounds of Wait (2), CheckReady (2 + 3),
+    # Choice (2), the second giving up without its Choice; Undo (5); Failed (1); execution started/failed (2).
+    assert worst.path == ("Make", "StartReady", "WaitForReady", "CheckReady", "ReadyReady?", "WaitForReady",
+                          "CheckReady", "Undo", "Failed")
+    assert worst.events == 20 + 2 + (2 + 5 + 2) + (2 + 5) + 5 + 1 + 2
+    assert worst.transitions == 6 + 1 + (1 + 1 + 1) + (1 + 1) + 1 + 1
 
 
 def test_retries_are_counted_as_attempts() -> None:
-    one_task = {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn", "End": True, "Next": "S",
+    one_task = {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn", "Next": "S",
                                                   "Retry": [{"ErrorEquals": ["A"], "MaxAttempts": 2},
                                                             {"ErrorEquals": ["B"], "MaxAttempts": 3}]},
                                             "S": {"Type": "Succeed"}}}
 
-    counted = bound(one_task)
+    counted = bounds.bound(one_task)
 
     # 6 attempts of 3 events, entered and exited; Succeed entered and exited; execution started and ended.
     assert counted.events == 2 + 3 * 6 + 2 + 2
