@@ -6,6 +6,12 @@ and header maps, `body`, `isBase64Encoded`, `requestContext`), the handler
 runs in-process, and its proxy response becomes the HTTP response. The local
 API and the deployed one therefore run the same code.
 
+Every method is IAM-authorized, as on API Gateway: a request must be signed
+with SigV4 by a local user (`cdcflow.local.credentials`); `cdcflow.iam_auth`
+checks the signature before the handler runs and refuses the others with API
+Gateway's 403s. The handler gets the caller in `requestContext.identity`, as
+API Gateway fills it for IAM authorization.
+
 Requests are read and answered concurrently, but the handler runs for one at
 a time, as in one Lambda execution environment: its module state (the
 Powertools resolver's current event, the logger's keys, the metrics buffer)
@@ -29,7 +35,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from cdcflow.catalogue import LOCAL_ACCOUNT, by_key, import_handler, local_function_arn
+from cdcflow import console
+from cdcflow.iam_auth import Authorized, authorize
+from cdcflow.local.credentials import CredentialStore
+from statemachines.catalogue import LOCAL_ACCOUNT, by_key, import_handler, local_function_arn
 from lambdas.api import RESOURCE_METHODS
 
 DEFAULT_PORT = 8700
@@ -102,12 +111,16 @@ def to_proxy_event(
     *,
     source_ip: str = "127.0.0.1",
     request_id: str | None = None,
+    identity: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Build the REST API proxy event API Gateway would send for one HTTP request.
 
     `raw_target` is the request line's target (path and query, still
     percent-encoded); the event's `path` and parameters are decoded, as API
     Gateway's are. A body that is not UTF-8 text is passed base64-encoded.
+    `identity` is the verified caller's `requestContext.identity`
+    (`cdcflow.iam_auth.Authorized.identity`); without it the event carries
+    only the source IP and user agent, as for a method without authorization.
     """
     target = urlsplit(raw_target)
     path = unquote(target.path) or "/"
@@ -147,9 +160,58 @@ def to_proxy_event(
             "requestTimeEpoch": int(now * 1000),
             "protocol": "HTTP/1.1",
             "domainName": "127.0.0.1",
-            "identity": {"sourceIp": source_ip, "userAgent": header_map.get("User-Agent") if header_map else None},
+            "identity": {
+                **(identity or {}),
+                "sourceIp": source_ip,
+                "userAgent": _user_agent(header_map),
+            },
         },
     }
+
+
+def _user_agent(header_map: Mapping[str, str] | None) -> str | None:
+    for name, value in (header_map or {}).items():
+        if name.lower() == "user-agent":
+            return value
+    return None
+
+
+@dataclass(frozen=True)
+class BodyRefused:
+    """Why a request's body is not read: the HTTP status and the message answered."""
+
+    status: HTTPStatus
+    message: str
+
+
+def refuse_body(
+    content_lengths: list[str], transfer_encodings: list[str], content_type: str | None
+) -> int | BodyRefused:
+    """The body's length in bytes, or why the request is refused before its body is read.
+
+    A Content-Length must be one non-negative decimal number (400), at most
+    `MAX_BODY_BYTES` (413); chunked bodies are not read (411). A non-empty
+    body must be sent as `application/json` (415): a web page can send
+    `text/plain` or form bodies to 127.0.0.1 without a CORS preflight, and
+    must not be able to provision or approve that way.
+    """
+    if transfer_encodings:
+        return BodyRefused(HTTPStatus.LENGTH_REQUIRED, "Transfer-Encoding is not supported: send a Content-Length")
+    if not content_lengths:
+        return 0
+    values = {value.strip() for value in content_lengths}
+    if len(values) != 1 or not (value := values.pop()).isdigit() or not value.isascii():
+        return BodyRefused(HTTPStatus.BAD_REQUEST,
+                           f"Content-Length must be one non-negative integer, got {', '.join(content_lengths)!r}")
+    length = int(value)
+    if length > MAX_BODY_BYTES:
+        return BodyRefused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                           f"Request Too Long: the body is {length} bytes, the limit is {MAX_BODY_BYTES}")
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    if length and media_type != "application/json":
+        return BodyRefused(HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+                           f"Content-Type must be application/json, got {content_type or 'none'!r}")
+    return length
 
 
 def _response_parts(response: Mapping[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -163,22 +225,38 @@ def _response_parts(response: Mapping[str, Any]) -> tuple[int, list[tuple[str, s
     return status, headers, payload
 
 
-def _request_handler_class(handler: LambdaHandler) -> type[BaseHTTPRequestHandler]:
+def _request_handler_class(handler: LambdaHandler, credentials: CredentialStore) -> type[BaseHTTPRequestHandler]:
     one_invocation_at_a_time = threading.Lock()
 
     class ProxyRequestHandler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # One send per response and no Nagle: headers and body written apart, the body
+        # waited for the client's delayed ACK of the headers (about 40 ms per request).
+        wbufsize = -1
+        disable_nagle_algorithm = True
 
         def _proxy(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY_BYTES:
-                self._send(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, [], {"message": "Request Too Long"})
-                self.close_connection = True
+            if console.serves(self.path):
+                # The console's pages, and its calls to this API signed as the local user it was told to be.
+                self._send_raw(*console.respond(self, credentials))
                 return
+            refusal = refuse_body(self.headers.get_all("Content-Length") or [],
+                                  self.headers.get_all("Transfer-Encoding") or [], self.headers.get("Content-Type"))
+            if isinstance(refusal, BodyRefused):
+                # The body is left unread, so the connection cannot carry another request.
+                self.close_connection = True
+                self._send(refusal.status, [], {"message": refusal.message})
+                return
+            length = refusal
             body = self.rfile.read(length) if length else b""
-            event = to_proxy_event(
-                self.command, self.path, list(self.headers.items()), body, source_ip=self.client_address[0],
-            )
+            headers = list(self.headers.items())
+            verdict = authorize(self.command, self.path, headers, body, credentials)
+            if not isinstance(verdict, Authorized):
+                self._send(verdict.status, [("x-amzn-ErrorType", verdict.error_type)], {"message": verdict.message})
+                return
+            source_ip = self.client_address[0]
+            identity = verdict.identity(source_ip=source_ip, user_agent=self.headers.get("User-Agent"))
+            event = to_proxy_event(self.command, self.path, headers, body, source_ip=source_ip, identity=identity)
             request_id = event["requestContext"]["requestId"]
             try:
                 with one_invocation_at_a_time:
@@ -200,6 +278,8 @@ def _request_handler_class(handler: LambdaHandler) -> type[BaseHTTPRequestHandle
                 if name.lower() not in ("content-length", "connection", "transfer-encoding"):
                     self.send_header(name, value)
             self.send_header("Content-Length", str(len(payload)))
+            if self.close_connection:
+                self.send_header("Connection", "close")
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(payload)
@@ -226,10 +306,14 @@ def serve_api(
     port: int = DEFAULT_PORT,
     env: Mapping[str, str] | None = None,
     *,
+    credentials: CredentialStore,
     handler: LambdaHandler | None = None,
     host: str = "127.0.0.1",
 ) -> ThreadingHTTPServer:
     """Serve the API handler on `host:port` from a background thread and return the server.
+
+    Only requests signed (SigV4, service `execute-api`) with a key of
+    `credentials` reach the handler; the others get API Gateway's 403.
 
     `env` is applied to this process's environment first: it is how the
     handler finds the registry table, the state machine ARNs and the local
@@ -239,7 +323,9 @@ def serve_api(
     """
     if env:
         os.environ.update(env)
-    server = _ApiHttpServer((host, port), _request_handler_class(handler or import_handler(by_key("Api").handler)))
+    server = _ApiHttpServer(
+        (host, port), _request_handler_class(handler or import_handler(by_key("Api").handler), credentials),
+    )
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name=f"cdcflow-api-{server.server_address[1]}", daemon=True).start()
     return server

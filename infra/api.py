@@ -7,8 +7,12 @@ callers sign with SigV4 and need `execute-api:Invoke` on the route), as in
 | method | path |
 | --- | --- |
 | GET, POST | /pipelines |
-| GET, DELETE | /pipelines/{id} |
+| GET, PATCH, PUT, DELETE | /pipelines/{id} |
 | POST | /pipelines/{id}/approval |
+| POST | /pipelines/{id}/pause |
+| POST | /pipelines/{id}/resume |
+| GET, POST | /connections |
+| GET, DELETE | /connections/{name} |
 
 API Gateway validates the request parameters it is told about (the `id`
 path parameter). Bodies are validated by the function against the full
@@ -30,7 +34,11 @@ STAGE_NAME = "v1"
 
 
 class PipelinesApi(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, handler: lambda_.IFunction) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, handler: lambda_.IFunction, throttle_rate: int,
+        throttle_burst: int,
+    ) -> None:
+        """`throttle_rate` (requests per second) and `throttle_burst` apply to every method of the stage."""
         super().__init__(scope, construct_id)
         access_logs = logs.LogGroup(
             self, "AccessLogs", retention=logs.RetentionDays.THREE_MONTHS, removal_policy=RemovalPolicy.DESTROY,
@@ -51,6 +59,9 @@ class PipelinesApi(Construct):
                 logging_level=apigw.MethodLoggingLevel.INFO,
                 # Request and response bodies stay out of the logs.
                 data_trace_enabled=False,
+                # Beyond these API Gateway answers 429 before the function (and its reserved concurrency) is reached.
+                throttling_rate_limit=throttle_rate,
+                throttling_burst_limit=throttle_burst,
                 access_log_destination=apigw.LogGroupLogDestination(access_logs),
                 access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
                     caller=True, http_method=True, ip=True, protocol=True, request_time=True,
@@ -75,6 +86,8 @@ class PipelinesApi(Construct):
         pipelines = self.rest_api.root.add_resource("pipelines")
         pipeline = pipelines.add_resource("{id}")
         approval = pipeline.add_resource("approval")
+        pause = pipeline.add_resource("pause")
+        resume = pipeline.add_resource("resume")
         self.methods = [
             pipelines.add_method("GET", integration),
             pipelines.add_method("POST", integration),
@@ -82,8 +95,27 @@ class PipelinesApi(Construct):
                                 request_parameters=id_parameter),
             pipeline.add_method("DELETE", integration, request_validator=check_parameters,
                                 request_parameters=id_parameter),
+            pipeline.add_method("PATCH", integration, request_validator=check_parameters,
+                                request_parameters=id_parameter),
+            pipeline.add_method("PUT", integration, request_validator=check_parameters,
+                                request_parameters=id_parameter),
             approval.add_method("POST", integration, request_validator=check_parameters,
                                 request_parameters=id_parameter),
+            pause.add_method("POST", integration, request_validator=check_parameters,
+                             request_parameters=id_parameter),
+            resume.add_method("POST", integration, request_validator=check_parameters,
+                              request_parameters=id_parameter),
+        ]
+        connections = self.rest_api.root.add_resource("connections")
+        connection = connections.add_resource("{name}")
+        name_parameter = {"method.request.path.name": True}
+        self.methods += [
+            connections.add_method("GET", integration),
+            connections.add_method("POST", integration),
+            connection.add_method("GET", integration, request_validator=check_parameters,
+                                  request_parameters=name_parameter),
+            connection.add_method("DELETE", integration, request_validator=check_parameters,
+                                  request_parameters=name_parameter),
         ]
         for method in self.methods:
             NagSuppressions.add_resource_suppressions(method, [NagPackSuppression(

@@ -8,7 +8,7 @@ from typing import Any
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
-from cdcflow import catalogue
+from statemachines import catalogue
 from infra.api import PipelinesApi
 from infra.config import Settings
 from infra.functions import CatalogueFunctions
@@ -48,14 +48,21 @@ class CdcflowStack(Stack):
             self, "Workflows", functions=self.functions.by_key, definitions_dir=definitions_dir,
         )
         self.functions.grant_workflows(self.workflows.state_machines)
-        self.api = PipelinesApi(self, "Api", handler=self.functions.by_key["Api"])
+        self.api = PipelinesApi(
+            self, "Api", handler=self.functions.by_key["Api"],
+            throttle_rate=settings.api_throttle_rate, throttle_burst=settings.api_throttle_burst,
+        )
         self.schedule = ReconcileSchedule(
             self, "Schedule", reconcile=self.functions.by_key["Reconcile"], expression=settings.reconcile_schedule,
         )
         self.observability = Observability(
             self, "Observability",
             state_machines=self.workflows.state_machines, functions=self.functions.by_key,
+            dead_letters={"Reconcile": self.schedule.dead_letters},
         )
+        # The pipelines' alarms (put by ProvisionPipeline's PutAlarms step) notify the same topic.
+        self.functions.set_alarm_topic(self.observability.topic.topic_arn)
+        self.observability.allow_pipeline_alarms(self.functions.pipeline_alarm_arns())
 
         CfnOutput(self, "ApiUrl", value=self.api.rest_api.url)
         CfnOutput(self, "RegistryTableName", value=self.tables.registry.table_name)

@@ -4,7 +4,9 @@ import re
 
 from lambdas.connect.converters import JSON_WITH_SCHEMAS
 from lambdas.connect.credentials import DatabaseLogin
+from lambdas.connect.secret_refs import SecretLogin
 from lambdas.naming import HEARTBEAT_TOPIC_PREFIX
+from lambdas.source.tls import database_tls
 from lambdas.spec import PipelineSpec
 
 POSTGRES_CONNECTOR = "io.debezium.connector.postgresql.PostgresConnector"
@@ -20,7 +22,7 @@ def captured_tables(spec: PipelineSpec) -> list[str]:
 
 
 def debezium_source_config(
-    spec: PipelineSpec, replication_login: DatabaseLogin, heartbeat_action_query: str
+    spec: PipelineSpec, replication_login: SecretLogin | DatabaseLogin, heartbeat_action_query: str
 ) -> dict[str, str]:
     """The connector config for `spec`, all values strings as Connect stores them.
 
@@ -30,10 +32,14 @@ def debezium_source_config(
     the CreateTopics step, so the config carries no `topic.creation.*`
     settings and works whether or not the worker allows topic creation.
 
-    The returned dict contains the replication password: pass it to Connect,
-    never to logs or state machine data.
+    The workflow passes a `SecretLogin`: the password is then a
+    `${secretsmanager:...}` reference that the worker resolves, and the config
+    holds no secret. Debezium connects with the TLS settings of
+    `lambdas.source.tls` (`verify-full` by default), the CA read from its path
+    on the Connect workers.
     """
     names = spec.names
+    jdbc = spec.sink.type == "jdbc"
     column_patterns = [rf"^{re.escape(table)}\..+$" for table in captured_tables(spec)]
     return {
         "connector.class": POSTGRES_CONNECTOR,
@@ -44,6 +50,7 @@ def debezium_source_config(
         "database.dbname": spec.source.database,
         "database.user": replication_login.username,
         "database.password": replication_login.password,
+        **database_tls(spec.source).debezium_settings(),
         "slot.name": names.replication_slot,
         "publication.name": names.publication,
         "publication.autocreate.mode": "disabled",
@@ -54,14 +61,43 @@ def debezium_source_config(
         "snapshot.mode": spec.debezium.snapshot_mode,
         "heartbeat.interval.ms": str(spec.debezium.heartbeat_interval_ms),
         "heartbeat.action.query": heartbeat_action_query,
+        # Incremental snapshots (tables added by UpdatePipeline, Resync): signals arrive through the published
+        # signal table, and progress is reported on the notification topic (lambdas/source/signals.py).
+        "signal.enabled.channels": "source",
+        "signal.data.collection": names.signal_qualified,
+        "notification.enabled.channels": "sink",
+        "notification.sink.topic.name": names.notification_topic,
         # Types the JDBC sink maps exactly: NUMERIC as Connect Decimal, times in
         # microseconds, and the source column types propagated so the sink
         # creates columns with the same length, precision and scale.
-        "decimal.handling.mode": "precise",
+        # For a JDBC sink, NUMERIC as its exact text: any precision (as Connect Decimal the sink made a free-scale
+        # numeric double precision and capped precision at 38), and NaN and +-Infinity, which Decimal cannot hold
+        # ("precise" sends them as null); the sink's server types the text from its column. cdcflow's OpenSearch
+        # sink writes a Decimal as a JSON number with every digit, which its index maps as a number.
+        "decimal.handling.mode": "string" if jdbc else "precise",
         "time.precision.mode": "adaptive_time_microseconds",
+        # For a JDBC sink, ISO 8601 text ('P1Y2M3DT4H5M6.789S'), which casts to the same interval: months and
+        # days stay apart (the default, microseconds, counts a month as 30.4375 days).
+        "interval.handling.mode": "string" if jdbc else "numeric",
         "column.propagate.source.type": ",".join(column_patterns),
+        # TRUNCATE travels as a `t` event when the sink applies it (sink.truncate); Debezium skips it by default.
+        "skipped.operations": "none" if spec.sink.applies_truncate else "t",
         # A delete event carries the key the sink deletes by; tombstones would
         # only serve log compaction, and the pipeline's topics use `delete`.
         "tombstones.on.delete": "false",
         **JSON_WITH_SCHEMAS,
+        **message_key_columns(spec),
     }
+
+
+def message_key_columns(spec: PipelineSpec) -> dict[str, str]:
+    """`message.key.columns` for the tables the spec keys by chosen columns (`sink.key_columns`), else nothing.
+
+    A table without a primary key has no record key; these columns become it,
+    so the sink upserts and deletes by them.
+    """
+    keyed = spec.sink.key_columns or {}
+    if not keyed:
+        return {}
+    return {"message.key.columns": ";".join(
+        f"{re.escape(table)}:{','.join(columns)}" for table, columns in sorted(keyed.items()))}

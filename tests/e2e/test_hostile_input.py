@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 import uuid
 from typing import Any
 
-import boto3
 import psycopg
 import pytest
 import requests
 
-from cdcflow.footprint import footprint
 from cdcflow.local.config import Endpoints
 from lambdas import aws
+from lambdas.secrets import USE_TAG
 from lambdas.source.inventory import list_cdcflow_resources
 from lambdas.spec import parse_spec
+from tests.footprint import footprint
+from tests.provision import api_auth, provision_and_wait
+from tests.tenancy import team_request
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +42,15 @@ HOSTILE_FIELDS = [
     ("source.tables", ["public." + "t" * 64]),
     ("kafka.topic_prefix", "cdc flow"),
     ("kafka.topic_prefix", "../../etc"),
+]
+# Fields a team's spec cannot carry: only registered connections hold addresses and secrets.
+FIELDS_ONLY_CONNECTIONS_HOLD = [
+    ("source.host", "evil.example.com"),
     ("source.port", 70000),
+    ("source.admin_secret", "payments/warehouse-admin"),
+    ("sink.secret", "payments/warehouse-admin"),
+    ("sink.url", "http://collector.example.com"),
+    ("connect", {"url": "http://collector.example.com:8083"}),
 ]
 
 
@@ -50,7 +59,7 @@ def with_field(spec: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
     *parents, leaf = dotted.split(".")
     target = document
     for parent in parents:
-        target = target[parent]
+        target = target.setdefault(parent, {})
     target[leaf] = value
     return document
 
@@ -59,34 +68,38 @@ def with_field(spec: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
 def test_a_hostile_value_is_refused_naming_the_field_and_nothing_is_created(workflow_env, spec_for, field, value):
     before = server_resources(workflow_env)
 
-    response = requests.post(f"{workflow_env.api.url}/pipelines", json=with_field(spec_for(f"hostile_{RUN}"), field,
-                                                                                      value), timeout=30)
+    request = team_request(workflow_env, spec_for(f"hostile_{RUN}"))
+    response = requests.post(f"{workflow_env.api.url}/pipelines", json=with_field(request, field, value),
+                             auth=api_auth(workflow_env), timeout=30)
 
     assert response.status_code == 422, response.text
     assert response.json()["field"].startswith(field), response.json()
     assert server_resources(workflow_env) == before
 
 
+@pytest.mark.parametrize(("field", "value"), FIELDS_ONLY_CONNECTIONS_HOLD)
+def test_a_spec_naming_a_host_url_or_secret_is_refused_and_nothing_is_created(workflow_env, spec_for, field, value):
+    before = server_resources(workflow_env)
+    request = team_request(workflow_env, spec_for(f"hostile_{RUN}_reach"))
+
+    response = requests.post(f"{workflow_env.api.url}/pipelines", json=with_field(request, field, value),
+                             auth=api_auth(workflow_env), timeout=30)
+
+    assert response.status_code == 422, response.text
+    *parents, leaf = field.split(".")
+    assert response.json()["field"] == (".".join(parents) or "(spec)")
+    assert f"{leaf!r} was unexpected" in response.json()["message"]
+    assert server_resources(workflow_env) == before
+
+
 def test_an_oversized_spec_is_refused(workflow_env, spec_for) -> None:
     spec = spec_for(f"hostile_{RUN}_big", owner="x" * 100_000)
 
-    response = requests.post(f"{workflow_env.api.url}/pipelines", json=spec, timeout=30)
+    response = requests.post(f"{workflow_env.api.url}/pipelines", json=team_request(workflow_env, spec),
+                             auth=api_auth(workflow_env), timeout=30)
 
     assert 400 <= response.status_code < 500
     assert response.json()["message"]
-
-
-def provision_and_wait(stack: Endpoints, spec: dict[str, Any]) -> dict[str, Any]:
-    response = requests.post(f"{stack.api.url}/pipelines", json=spec, timeout=30)
-    assert response.status_code == 202, response.text
-    sfn = boto3.client("stepfunctions", endpoint_url=stack.engine.url)
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        execution = sfn.describe_execution(executionArn=response.json()["execution_arn"])
-        if execution["status"] != "RUNNING":
-            return execution
-        time.sleep(1)
-    raise AssertionError("the provision did not end")
 
 
 def port_nobody_listens_on() -> int:
@@ -99,7 +112,8 @@ def port_nobody_listens_on() -> int:
 def wrong_password_secret(workflow_env: Endpoints) -> str:
     name = f"cdcflow-e2e/wrong-{RUN}"
     aws.client("secretsmanager").create_secret(
-        Name=name, SecretString=json.dumps({"username": workflow_env.postgres.admin_user, "password": "wrong"})
+        Name=name, SecretString=json.dumps({"username": workflow_env.postgres.admin_user, "password": "wrong"}),
+        Tags=[{"Key": USE_TAG, "Value": "true"}],
     )
     return name
 
@@ -110,7 +124,7 @@ def wrong_password_secret(workflow_env: Endpoints) -> str:
         ("missing_secret", "SecretNotFound"),
         ("wrong_password", "AuthenticationFailed"),
         ("missing_table", "TablesNotFound"),
-        ("unreachable_source", "DatabaseUnavailable"),
+        ("unreachable_source", "SourceUnreachable"),  # found by Preflight, before anything is created
     ],
 )
 def test_a_wrong_reference_fails_at_its_step_with_a_named_error_and_leaves_nothing(

@@ -20,24 +20,28 @@ import requests
 from psycopg import sql
 
 from cdcflow.api_server import api_url, serve_api
-from cdcflow.catalogue import resolve_local_function
 from cdcflow.engine_cli import load_workflows
-from cdcflow.footprint import footprint
 from cdcflow.local.config import Endpoints
+from cdcflow.local.credentials import CredentialStore
 from lambdas import aws, registry
 from lambdas.registry import PipelineStatus
 from lambdas.spec import parse_spec
 from localsfn import Engine, serve
 from localsfn.clock import VirtualClock
+from statemachines.catalogue import resolve_local_function
+from tests.footprint import footprint
+from tests.provision import api_auth
+from tests.tenancy import team_request
 
 pytestmark = pytest.mark.slow
 
 EXECUTION_TIMEOUT_SECONDS = 600
+REQUESTER, APPROVER = "cdcflow-orders-requester", "cdcflow-orders-approver"
 
 
 @pytest.fixture
 def rds_instance(workflow_env: Any) -> str:
-    """A PostgreSQL instance in moto on its default parameter group, as most instances start."""
+    """A PostgreSQL instance in moto on its default parameter group, as most instances start, tagged for cdcflow."""
     instance_id = f"e2e-{uuid.uuid4().hex[:8]}"
     aws.client("rds").create_db_instance(
         DBInstanceIdentifier=instance_id,
@@ -47,6 +51,7 @@ def rds_instance(workflow_env: Any) -> str:
         AllocatedStorage=20,
         MasterUsername="postgres",
         MasterUserPassword="not-used-by-cdcflow",
+        Tags=[{"Key": "cdcflow:managed", "Value": "true"}],  # the platform lets cdcflow manage it
     )
     return instance_id
 
@@ -89,9 +94,12 @@ def services(
         monkeypatch.setenv("AWS_ENDPOINT_URL_SFN", sfn_server.endpoint_url)
         monkeypatch.setenv("PROVISION_STATE_MACHINE_ARN", machines["ProvisionPipeline"])
         monkeypatch.setenv("TEARDOWN_STATE_MACHINE_ARN", machines["TeardownPipeline"])
-        api = serve_api(0)
+        assert local_stack.api.credentials_file is not None
+        api = serve_api(0, credentials=CredentialStore.from_file(local_stack.api.credentials_file))
         try:
-            yield {"engine": engine, "api": api_url(api)}
+            # The team's requester asks; the team's approver answers (a requester never approves its own reboot).
+            yield {"engine": engine, "api": api_url(api), "stack": local_stack,
+                   "auth": api_auth(local_stack, REQUESTER), "approver_auth": api_auth(local_stack, APPROVER)}
         finally:
             api.shutdown()
             api.server_close()
@@ -108,7 +116,8 @@ def wait_for_step(pipeline_id: str, step: str) -> None:
 
 
 def provision(services: dict[str, Any], spec: dict[str, Any]) -> str:
-    response = requests.post(f"{services['api']}/pipelines", json=spec, timeout=30)
+    response = requests.post(f"{services['api']}/pipelines", json=team_request(services["stack"], spec),
+                             auth=services["auth"], timeout=30)
     assert response.status_code == 202, response.text
     return response.json()["execution_arn"]
 
@@ -117,17 +126,32 @@ def answer(services: dict[str, Any], pipeline_id: str, approved: bool) -> reques
     return requests.post(
         f"{services['api']}/pipelines/{pipeline_id}/approval",
         json={"approved": approved, "comment": "e2e"},
+        auth=services["approver_auth"],
         timeout=30,
     )
+
+
+def assert_parameter_group_restored(instance_id: str) -> None:
+    """The rollback attached the instance's original group again and deleted cdcflow's copy."""
+    client = aws.client("rds")
+    attached = client.describe_db_instances(DBInstanceIdentifier=instance_id)["DBInstances"][0]["DBParameterGroups"]
+    assert [group["DBParameterGroupName"] for group in attached] == ["default.postgres15"]
+    names = {group["DBParameterGroupName"] for group in client.describe_db_parameter_groups()["DBParameterGroups"]}
+    assert f"cdcflow-{instance_id}" not in names
 
 
 def test_an_approved_reboot_goes_on_to_an_active_pipeline(services, spec_for, rds_instance) -> None:
     spec = spec_for(
         "e2e_rds_approved",
+        owner="team-orders",
         source={"rds_instance_id": rds_instance, "approval_required": True},
     )
     arn = provision(services, spec)
     wait_for_step(spec["pipeline_id"], "RequestApproval")
+    own = requests.post(f"{services['api']}/pipelines/{spec['pipeline_id']}/approval", json={"approved": True},
+                        auth=services["auth"], timeout=30)
+    assert own.status_code == 403 and "may not approve its own reboot" in own.json()["message"]
+    assert registry.get(spec["pipeline_id"]).current_step == "RequestApproval"
 
     assert answer(services, spec["pipeline_id"], approved=True).status_code == 202
     execution = services["engine"].wait_for_execution(arn, EXECUTION_TIMEOUT_SECONDS)
@@ -148,7 +172,8 @@ def test_an_approved_reboot_goes_on_to_an_active_pipeline(services, spec_for, rd
     # A second answer finds nothing waiting.
     assert answer(services, spec["pipeline_id"], approved=True).status_code == 409
 
-    teardown = requests.delete(f"{services['api']}/pipelines/{spec['pipeline_id']}", timeout=30)
+    teardown = requests.delete(f"{services['api']}/pipelines/{spec['pipeline_id']}", auth=services["auth"],
+                               timeout=30)
     assert teardown.status_code == 202
     assert (
         services["engine"].wait_for_execution(teardown.json()["execution_arn"], EXECUTION_TIMEOUT_SECONDS)["status"]
@@ -160,6 +185,7 @@ def test_an_approved_reboot_goes_on_to_an_active_pipeline(services, spec_for, rd
 def test_a_rejected_reboot_fails_the_pipeline_cleanly(services, spec_for, rds_instance) -> None:
     spec = spec_for(
         "e2e_rds_rejected",
+        owner="team-orders",
         source={"rds_instance_id": rds_instance, "approval_required": True},
     )
     arn = provision(services, spec)
@@ -174,11 +200,13 @@ def test_a_rejected_reboot_fails_the_pipeline_cleanly(services, spec_for, rds_in
     assert entry.status is PipelineStatus.FAILED
     assert entry.current_step == "RequestApproval"
     assert footprint(parse_spec(spec)).present() == {}
+    assert_parameter_group_restored(rds_instance)
 
 
 def test_an_unanswered_approval_times_out_and_fails_cleanly(workflow_env, tmp_path, spec_for, rds_instance) -> None:
     spec = spec_for(
         "e2e_rds_unanswered",
+        owner="team-orders",
         source={"rds_instance_id": rds_instance, "approval_required": True},
     )
     # Virtual time: the day-long approval timeout passes as soon as the engine has nothing else to do.
@@ -194,3 +222,4 @@ def test_an_unanswered_approval_times_out_and_fails_cleanly(workflow_env, tmp_pa
     assert entry.status is PipelineStatus.FAILED
     assert entry.current_step == "RequestApproval"
     assert footprint(parse_spec(spec)).present() == {}
+    assert_parameter_group_restored(rds_instance)

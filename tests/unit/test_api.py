@@ -1,6 +1,5 @@
 """The API handler against moto's DynamoDB (the registry) and Step Functions (which records executions)."""
 
-import copy
 import json
 import os
 from datetime import UTC, datetime
@@ -8,61 +7,41 @@ from datetime import UTC, datetime
 import boto3
 import pytest
 from botocore.exceptions import EndpointConnectionError
-from moto import mock_aws
 
 from cdcflow.api_server import LocalLambdaContext, to_proxy_event
-from lambdas import api, aws, registry
-from lambdas.local_tables import ensure_tables
-from lambdas.reconcile_policy import HealthRecord
-from lambdas.reconcile_state import save_assessment
+from lambdas import alarms, api, aws, registry
+from lambdas.executions import stepfunctions
+from lambdas.reconcile.health import save_assessment
+from lambdas.reconcile.policy import HealthRecord
 from lambdas.registry import PipelineStatus
-from lambdas.spec import parse_spec
+from lambdas.spec import parse_spec, spec_document
+from tests.unit.factories import create_state_machine, pipeline_spec, principal_arn, request_spec, resolved_spec
 
 pytestmark = pytest.mark.unit
 
 REGION = "us-east-1"
-SPEC = {
-    "pipeline_id": "orders",
-    "owner": "payments",
-    "source": {"host": "db.internal", "port": 5432, "database": "shop", "admin_secret": "cdcflow-admin/shop",
-               "tables": ["public.orders", "public.order_lines"]},
-    "kafka": {"bootstrap_servers": "kafka:9092"},
-    "connect": {"url": "http://connect:8083"},
-    "sink": {"type": "jdbc", "host": "warehouse", "port": 5432, "database": "dw", "secret": "cdcflow-sink/dw"},
-}
-
-
-def spec_with(**changes) -> dict:
-    spec = copy.deepcopy(SPEC)
-    spec.update(changes)
-    return spec
+OWNER = "payments"
+SPEC = request_spec(owner=OWNER)
+REQUESTER = "payments-requester"
 
 
 @pytest.fixture
-def aws_backend(monkeypatch):
-    """moto's DynamoDB and Step Functions, the registry table and both state machines."""
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": REGION, "REGISTRY_TABLE": "cdcflow-registry",
-                        "POWERTOOLS_METRICS_DISABLED": "1"}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("SF_EXECUTION_HISTORY_TYPE", raising=False)
-    aws.reset_clients()
-    with mock_aws():
-        ensure_tables(boto3.client("dynamodb"), "cdcflow-registry", "cdcflow-idempotency")
-        sfn = boto3.client("stepfunctions")
-        definition = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}})
-        role = "arn:aws:iam::123456789012:role/cdcflow-workflows"
-        for variable, name in ((api.PROVISION_STATE_MACHINE_ARN, "ProvisionPipeline"),
-                               (api.TEARDOWN_STATE_MACHINE_ARN, "TeardownPipeline")):
-            arn = sfn.create_state_machine(name=name, definition=definition, roleArn=role)["stateMachineArn"]
-            monkeypatch.setenv(variable, arn)
-        yield sfn
-    aws.reset_clients()
+def aws_backend(tenancy, monkeypatch):
+    """moto's DynamoDB and Step Functions, the registry, principals and connections, and both state machines."""
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "1")
+    sfn = boto3.client("stepfunctions")
+    for variable, name in ((api.PROVISION_STATE_MACHINE_ARN, "ProvisionPipeline"),
+                           (api.TEARDOWN_STATE_MACHINE_ARN, "TeardownPipeline")):
+        monkeypatch.setenv(variable, create_state_machine(sfn, name))
+    return sfn
 
 
-def call(method: str, target: str, body: object = None) -> tuple[int, dict]:
+def call(method: str, target: str, body: object = None, *, caller: str | None = REQUESTER) -> tuple[int, dict]:
+    """One request as API Gateway passes it on once IAM authorization let `caller` (a factories principal) in."""
     raw = body if isinstance(body, bytes) else (json.dumps(body).encode() if body is not None else b"")
     event = to_proxy_event(method, target, [("Content-Type", "application/json")], raw)
+    if caller is not None:
+        event["requestContext"]["identity"]["userArn"] = principal_arn(caller)
     response = api.handler(event, LocalLambdaContext(aws_request_id=event["requestContext"]["requestId"]))
     return response["statusCode"], json.loads(response["body"])
 
@@ -73,7 +52,7 @@ def executions(sfn, variable: str) -> list[dict]:
 
 def register(spec: dict, execution_arn: str, status: str | None = None) -> registry.RegistryEntry:
     """What RegisterPipeline (and MarkPipeline) would have written."""
-    entry = registry.register(parse_spec(spec), execution_arn)
+    entry = registry.register(resolved_spec(spec), execution_arn)
     return registry.mark(spec["pipeline_id"], status) if status else entry
 
 
@@ -83,14 +62,14 @@ def test_provisioning_starts_one_execution_named_after_the_spec(aws_backend):
     status, body = call("POST", "/pipelines", SPEC)
 
     assert status == 202
-    spec = parse_spec(SPEC)
+    spec = resolved_spec(SPEC)
     expected_name = spec.names.execution_name(spec.fingerprint())
     assert body["pipeline_id"] == "orders"
     assert body["execution_arn"].endswith(f":execution:ProvisionPipeline:{expected_name}")
     assert body["status"] == "RUNNING"
     started = aws_backend.describe_execution(executionArn=body["execution_arn"])
     execution_input = json.loads(started["input"])
-    assert execution_input == {"spec": api.spec_document(spec)}
+    assert execution_input == {"spec": spec_document(spec)}
     assert "url" not in execution_input["spec"]["sink"], "unset optionals stay out: the schema has no nulls"
     assert parse_spec(execution_input["spec"]) == spec
 
@@ -132,7 +111,7 @@ def test_a_different_spec_for_a_live_pipeline_is_a_conflict(aws_backend):
     _, first = call("POST", "/pipelines", SPEC)
     register(SPEC, first["execution_arn"], "ACTIVE")
 
-    status, body = call("POST", "/pipelines", spec_with(kafka={"bootstrap_servers": "other:9092"}))
+    status, body = call("POST", "/pipelines", request_spec(owner=OWNER, tables=("public.orders", "public.items")))
 
     assert status == 409
     assert "'orders'" in body["message"] and "ACTIVE" in body["message"] and "different spec" in body["message"]
@@ -145,7 +124,7 @@ def test_of_two_specs_racing_for_one_id_the_claim_decides_and_the_loser_starts_n
     with monkeypatch.context() as patch:
         # The second request read the registry before the first one's claim landed.
         patch.setattr(registry, "get", lambda pipeline_id: None)
-        status, body = call("POST", "/pipelines", spec_with(kafka={"bootstrap_servers": "other:9092"}))
+        status, body = call("POST", "/pipelines", request_spec(owner=OWNER, tables=("public.orders", "public.items")))
 
     assert status == 409
     assert body["field"] == "pipeline_id" and "orders" in body["message"]
@@ -157,7 +136,7 @@ def test_another_owners_pipeline_id_is_a_conflict_even_when_deleted(aws_backend)
     _, first = call("POST", "/pipelines", SPEC)
     register(SPEC, first["execution_arn"], "DELETED")
 
-    status, body = call("POST", "/pipelines", spec_with(owner="analytics"))
+    status, body = call("POST", "/pipelines", request_spec(owner="analytics"), caller="analytics-requester")
 
     assert status == 409
     assert body["field"] == "owner" and "payments" in body["message"]
@@ -181,11 +160,11 @@ def test_a_deleted_pipeline_is_provisioned_again_by_a_new_execution_that_retries
 
 def test_a_closed_execution_of_the_name_without_a_registry_entry_is_not_taken_for_this_request(aws_backend):
     # An earlier generation's execution, its registry entry gone (a table restored, an entry deleted by hand).
-    spec = parse_spec(SPEC)
+    spec = resolved_spec(SPEC)
     state_machine_arn = os.environ[api.PROVISION_STATE_MACHINE_ARN]
     earlier = aws_backend.start_execution(
         stateMachineArn=state_machine_arn, name=spec.names.execution_name(spec.fingerprint()),
-        input=json.dumps({"spec": api.spec_document(spec)}),
+        input=json.dumps({"spec": spec_document(spec)}),
     )["executionArn"]
     aws_backend.stop_execution(executionArn=earlier)
 
@@ -209,14 +188,15 @@ def test_a_pipeline_being_torn_down_is_not_provisioned(aws_backend):
 
 
 def test_schema_violations_are_422_naming_every_field_and_start_nothing(aws_backend):
-    bad = spec_with(pipeline_id="Orders!")
+    bad = request_spec("Orders!", owner=OWNER)
     bad["source"] = {**SPEC["source"], "tables": ["public.orders", "public.Orders; drop"], "port": 0}
 
     status, body = call("POST", "/pipelines", bad)
 
     assert status == 422
     fields = {problem["field"] for problem in body["problems"]}
-    assert fields == {"pipeline_id", "source.port", "source.tables[1]"}
+    assert fields == {"pipeline_id", "source", "source.tables[1]"}
+    assert any("'port' was unexpected" in problem["message"] for problem in body["problems"])
     assert body["field"] in fields
     assert "source.tables[1]" in body["message"]
     assert executions(aws_backend, api.PROVISION_STATE_MACHINE_ARN) == []
@@ -224,13 +204,13 @@ def test_schema_violations_are_422_naming_every_field_and_start_nothing(aws_back
 
 
 def test_a_missing_field_is_named(aws_backend):
-    spec = spec_with()
-    del spec["sink"]["secret"]
+    spec = request_spec(owner=OWNER)
+    del spec["sink"]["connection"]
 
     status, body = call("POST", "/pipelines", spec)
 
     assert status == 422
-    assert body["problems"] == [{"field": "sink", "message": "'secret' is a required property"}]
+    assert body["problems"] == [{"field": "sink", "message": "'connection' is a required property"}]
 
 
 @pytest.mark.parametrize("raw", [b"{not json", b"", b"\xff\xfe", b"[" * 100_000])
@@ -254,14 +234,14 @@ def test_a_json_body_that_is_not_an_object_is_422(aws_backend, document):
 def register_many() -> None:
     statuses = ["ACTIVE", "ACTIVE", "FAILED", "ACTIVE", "DELETED"]
     for number, status in enumerate(statuses):
-        spec = spec_with(pipeline_id=f"pipe_{number}", owner="payments" if number % 2 else "analytics")
+        spec = request_spec(f"pipe_{number}", owner="payments" if number % 2 else "analytics")
         register(spec, f"arn:aws:states:{REGION}:123456789012:execution:ProvisionPipeline:pipe_{number}", status)
 
 
-def collect(target: str) -> list[dict]:
+def collect(target: str, caller: str = "platform-admin") -> list[dict]:
     pipelines, token = [], None
     while True:
-        status, body = call("GET", target + (f"&next_token={token}" if token else ""))
+        status, body = call("GET", target + (f"&next_token={token}" if token else ""), caller=caller)
         assert status == 200
         assert len(body["pipelines"]) <= 2
         pipelines += body["pipelines"]
@@ -291,6 +271,29 @@ def test_listing_filters_by_status_and_owner(aws_backend):
     assert sorted(p["pipeline_id"] for p in analytics) == ["pipe_0", "pipe_2", "pipe_4"]
 
 
+def test_a_listing_names_each_pipelines_alarms_in_alarm(aws_backend):
+    register_many()
+    cloudwatch = boto3.client("cloudwatch")
+    alarms.put_alarms(pipeline_spec("pipe_1"))
+    cloudwatch.set_alarm_state(AlarmName="cdcflow-pipeline-pipe_1-slot-lag", StateValue="ALARM", StateReason="test")
+
+    firing = {p["pipeline_id"]: p["alarms_firing"] for p in collect("/pipelines?limit=2")}
+
+    assert firing == {"pipe_0": [], "pipe_1": ["slot-lag"], "pipe_2": [], "pipe_3": [], "pipe_4": []}
+
+
+def test_a_listing_answers_when_cloudwatch_cannot_be_read(aws_backend, monkeypatch):
+    register_many()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDWATCH", "http://127.0.0.1:9")
+    aws.reset_clients()
+
+    status, body = call("GET", "/pipelines", caller="platform-admin")
+
+    assert status == 200 and len(body["pipelines"]) == 5
+    assert "CloudWatch alarms could not be read" in body["alarms_error"]
+    assert all("alarms_firing" not in pipeline for pipeline in body["pipelines"])
+
+
 @pytest.mark.parametrize(("query", "field"), [
     ("limit=0", "limit"), ("limit=101", "limit"), ("limit=ten", "limit"), ("limit=%C2%B2", "limit"),
     ("status=RUNNING", "status"), ("owner=%20bad", "owner"),
@@ -318,7 +321,10 @@ def test_one_pipelines_details(aws_backend):
                                   "cause": "transaction 812 has been open for 2 hours"}
     assert body["execution_arn"] == started["execution_arn"]
     assert body["owner"] == "payments" and body["created_at"] and body["updated_at"]
-    assert parse_spec(body["spec"]) == parse_spec(SPEC)
+    assert resolved_spec(body["spec"]) == resolved_spec(SPEC)
+    assert body["spec"]["source"] == {"connection": "shop-db", "tables": ["public.orders"]}
+    assert body["spec"]["cluster"] == "main" and body["spec"]["sink"] == {"connection": "dw", "schema": "public"}
+    assert "db" not in json.dumps(body["spec"]).replace("shop-db", ""), "no host reaches the team"
     assert "teardown_execution_arn" not in body
 
 
@@ -353,12 +359,13 @@ def test_an_unknown_route_is_404_naming_it(aws_backend):
 
 
 def test_an_unsupported_method_is_405_naming_the_allowed_ones(aws_backend):
-    event = to_proxy_event("PUT", "/pipelines/orders", [], b"")
+    event = to_proxy_event("POST", "/pipelines/orders", [], b"")
     response = api.handler(event, LocalLambdaContext(aws_request_id="r-1"))
 
     assert response["statusCode"] == 405
-    assert json.loads(response["body"])["message"] == "PUT is not allowed on /pipelines/{id}; use GET, DELETE"
-    assert response["multiValueHeaders"]["Allow"] == ["GET, DELETE"]
+    assert json.loads(response["body"])["message"] == (
+        "POST is not allowed on /pipelines/{id}; use GET, PATCH, PUT, DELETE")
+    assert response["multiValueHeaders"]["Allow"] == ["GET, PATCH, PUT, DELETE"]
 
 
 # DELETE /pipelines/{id}
@@ -370,7 +377,7 @@ def test_teardown_of_an_unknown_pipeline_is_404(aws_backend):
     assert executions(aws_backend, api.TEARDOWN_STATE_MACHINE_ARN) == []
 
 
-@pytest.mark.parametrize("pipeline_status", ["PROVISIONING", "DELETING", "DELETED"])
+@pytest.mark.parametrize("pipeline_status", ["DELETING", "DELETED"])
 def test_teardown_while_a_workflow_holds_the_pipeline_is_409(aws_backend, pipeline_status):
     _, started = call("POST", "/pipelines", SPEC)
     register(SPEC, started["execution_arn"], pipeline_status)
@@ -393,7 +400,7 @@ def test_teardown_starts_once_with_the_registered_spec(aws_backend):
     assert retried["execution_arn"] == body["execution_arn"]
     assert ":execution:TeardownPipeline:orders-teardown-" in body["execution_arn"]
     teardown_input = json.loads(aws_backend.describe_execution(executionArn=body["execution_arn"])["input"])
-    assert teardown_input == {"spec": api.spec_document(parse_spec(SPEC)), "keep_topics": True}
+    assert teardown_input == {"spec": spec_document(resolved_spec(SPEC)), "keep_topics": True, "keep_index": False}
     assert len(executions(aws_backend, api.TEARDOWN_STATE_MACHINE_ARN)) == 1
 
     registry.mark("orders", "DELETING")
@@ -409,7 +416,7 @@ def test_a_failed_pipeline_can_be_torn_down_and_topics_go_by_default(aws_backend
 
     assert status == 202
     teardown_input = json.loads(aws_backend.describe_execution(executionArn=body["execution_arn"])["input"])
-    assert teardown_input["keep_topics"] is False
+    assert teardown_input["keep_topics"] is False and teardown_input["keep_index"] is False
 
 
 def test_a_failed_teardown_is_run_again_by_a_new_execution_that_retries_agree_on(aws_backend):
@@ -445,13 +452,42 @@ def test_a_stopped_teardown_leaves_deleting_behind_and_may_be_run_again(aws_back
 
 def test_a_stopped_provisioning_may_be_torn_down(aws_backend):
     _, started = call("POST", "/pipelines", SPEC)  # the API's claim: PROVISIONING
-    assert call("DELETE", "/pipelines/orders")[0] == 409
     aws_backend.stop_execution(executionArn=started["execution_arn"])
 
     status, body = call("DELETE", "/pipelines/orders")
 
     assert status == 202
     assert ":execution:TeardownPipeline:orders-teardown-" in body["execution_arn"]
+    teardown_input = json.loads(aws_backend.describe_execution(executionArn=body["execution_arn"])["input"])
+    assert "stopped" not in teardown_input  # nothing was cancelled: it had stopped already
+
+
+def test_a_delete_while_provisioning_cancels_it_and_the_teardown_waits_for_its_step(aws_backend):
+    _, started = call("POST", "/pipelines", SPEC)  # the API's claim: PROVISIONING
+    registry.record_step("orders", "CreateSlot")  # what the provisioning's current step records as it begins
+
+    status, body = call("DELETE", "/pipelines/orders")
+    retried_status, retried = call("DELETE", "/pipelines/orders")
+
+    assert status == retried_status == 202
+    assert retried["execution_arn"] == body["execution_arn"]
+    assert aws_backend.describe_execution(executionArn=started["execution_arn"])["status"] == "ABORTED"
+    teardown_input = json.loads(aws_backend.describe_execution(executionArn=body["execution_arn"])["input"])
+    assert teardown_input["stopped"] == {"execution_arn": started["execution_arn"], "state_name": "CreateSlot"}
+    assert len(executions(aws_backend, api.TEARDOWN_STATE_MACHINE_ARN)) == 1
+
+
+def test_keep_index_reaches_the_teardown_and_must_be_a_boolean(aws_backend):
+    _, started = call("POST", "/pipelines", SPEC)
+    register(SPEC, started["execution_arn"], "ACTIVE")
+
+    refused_status, refused = call("DELETE", "/pipelines/orders?keep_index=perhaps")
+    status, body = call("DELETE", "/pipelines/orders?keep_index=true")
+
+    assert refused_status == 400 and refused["field"] == "keep_index"
+    assert status == 202
+    teardown_input = json.loads(aws_backend.describe_execution(executionArn=body["execution_arn"])["input"])
+    assert teardown_input["keep_index"] is True and teardown_input["keep_topics"] is False
 
 
 def test_keep_topics_must_be_a_boolean(aws_backend):
@@ -466,11 +502,14 @@ def test_keep_topics_must_be_a_boolean(aws_backend):
 def task_calls(aws_backend):
     """SendTaskSuccess/SendTaskFailure requests, as the API made them (moto accepts and ignores them)."""
     recorded = []
-    client = api.stepfunctions()
+    client = stepfunctions()
     for operation in ("SendTaskSuccess", "SendTaskFailure"):
         client.meta.events.register(f"provide-client-params.sfn.{operation}",
                                     lambda params, model, **_: recorded.append((model.name, params)))
     return recorded
+
+
+APPROVER = "payments-approver"
 
 
 def awaiting_approval() -> None:
@@ -481,7 +520,8 @@ def awaiting_approval() -> None:
 def test_an_approval_delivers_the_decision_and_consumes_the_token(aws_backend, task_calls):
     awaiting_approval()
 
-    status, body = call("POST", "/pipelines/orders/approval", {"approved": True, "comment": "maintenance window"})
+    status, body = call("POST", "/pipelines/orders/approval", {"approved": True, "comment": "maintenance window"},
+                        caller=APPROVER)
 
     assert (status, body) == (202, {"pipeline_id": "orders", "approved": True})
     assert task_calls == [("SendTaskSuccess", {"taskToken": "token-123",
@@ -489,7 +529,7 @@ def test_an_approval_delivers_the_decision_and_consumes_the_token(aws_backend, t
                                                                      "comment": "maintenance window"})})]
     assert registry.pop_task_token("orders") is None
 
-    again, body = call("POST", "/pipelines/orders/approval", {"approved": True})
+    again, body = call("POST", "/pipelines/orders/approval", {"approved": True}, caller=APPROVER)
     assert again == 409 and "not waiting" in body["message"]
     assert len(task_calls) == 1
 
@@ -497,7 +537,8 @@ def test_an_approval_delivers_the_decision_and_consumes_the_token(aws_backend, t
 def test_a_rejection_fails_the_task_with_approval_rejected(aws_backend, task_calls):
     awaiting_approval()
 
-    status, _ = call("POST", "/pipelines/orders/approval", {"approved": False, "comment": "not during Black Friday"})
+    status, _ = call("POST", "/pipelines/orders/approval", {"approved": False, "comment": "not during Black Friday"},
+                     caller=APPROVER)
 
     assert status == 202
     assert task_calls == [("SendTaskFailure", {"taskToken": "token-123", "error": "ApprovalRejected",
@@ -505,7 +546,7 @@ def test_a_rejection_fails_the_task_with_approval_rejected(aws_backend, task_cal
 
 
 def test_approving_an_unknown_pipeline_is_404(aws_backend, task_calls):
-    status, body = call("POST", "/pipelines/missing/approval", {"approved": True})
+    status, body = call("POST", "/pipelines/missing/approval", {"approved": True}, caller=APPROVER)
 
     assert status == 404 and "'missing'" in body["message"]
     assert task_calls == []
@@ -518,7 +559,7 @@ def test_approving_an_unknown_pipeline_is_404(aws_backend, task_calls):
 def test_a_malformed_decision_is_422_naming_the_field(aws_backend, task_calls, decision, field):
     awaiting_approval()
 
-    status, body = call("POST", "/pipelines/orders/approval", decision)
+    status, body = call("POST", "/pipelines/orders/approval", decision, caller=APPROVER)
 
     assert status == 422 and body["field"] == field
     assert registry.pop_task_token("orders") == "token-123", "the token stays for a well-formed answer"
@@ -526,7 +567,7 @@ def test_a_malformed_decision_is_422_naming_the_field(aws_backend, task_calls, d
 
 def test_an_expired_approval_is_409(aws_backend):
     awaiting_approval()
-    client = api.stepfunctions()
+    client = stepfunctions()
 
     def expired(**_):
         raise client.exceptions.TaskTimedOut({"Error": {"Code": "TaskTimedOut", "Message": "timed out"}},
@@ -534,7 +575,7 @@ def test_an_expired_approval_is_409(aws_backend):
 
     client.meta.events.register("before-call.sfn.SendTaskSuccess", expired)
 
-    status, body = call("POST", "/pipelines/orders/approval", {"approved": True})
+    status, body = call("POST", "/pipelines/orders/approval", {"approved": True}, caller=APPROVER)
 
     assert status == 409 and "expired" in body["message"]
 
@@ -545,9 +586,9 @@ def test_a_decision_that_cannot_be_delivered_keeps_the_token_and_is_a_500_with_a
     def unreachable(**_):
         raise EndpointConnectionError(endpoint_url="https://states.us-east-1.amazonaws.com")
 
-    api.stepfunctions().meta.events.register("before-call.sfn.SendTaskSuccess", unreachable)
+    stepfunctions().meta.events.register("before-call.sfn.SendTaskSuccess", unreachable)
 
-    status, body = call("POST", "/pipelines/orders/approval", {"approved": True})
+    status, body = call("POST", "/pipelines/orders/approval", {"approved": True}, caller=APPROVER)
 
     assert status == 500
     assert set(body) == {"message", "request_id"} and body["request_id"]

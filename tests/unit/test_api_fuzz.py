@@ -2,7 +2,7 @@
 
 Schemathesis generates valid and invalid requests for every documented
 operation and sends them to the API server (the real handler, with moto's
-DynamoDB and Step Functions behind it).
+DynamoDB and Step Functions behind it), signed as the local admin.
 """
 
 import json
@@ -15,8 +15,11 @@ from hypothesis import HealthCheck, settings
 from moto import mock_aws
 
 from cdcflow.api_server import api_url, serve_api
-from lambdas import api, aws
-from lambdas.local_tables import ensure_tables
+from cdcflow.local.connections import ensure_connections_table
+from cdcflow.local.credentials import register_principals
+from cdcflow.local.tables import ensure_principals_table, ensure_tables
+from lambdas import api, aws, connections
+from tests.unit.factories import CONNECTIONS, LOCAL_USERS, api_auth, credential_store
 
 pytestmark = [pytest.mark.unit, pytest.mark.slow]
 
@@ -28,19 +31,28 @@ def api_base_url():
     patch = pytest.MonkeyPatch()
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                         "AWS_DEFAULT_REGION": "us-east-1", "REGISTRY_TABLE": "cdcflow-registry",
+                        "PRINCIPALS_TABLE": "cdcflow-principals",
                         "POWERTOOLS_METRICS_DISABLED": "1", "POWERTOOLS_LOG_LEVEL": "WARNING"}.items():
         patch.setenv(name, value)
     aws.reset_clients()
     with mock_aws():
         ensure_tables(boto3.client("dynamodb"), "cdcflow-registry", "cdcflow-idempotency")
+        ensure_principals_table(boto3.client("dynamodb"), "cdcflow-principals")
+        register_principals(LOCAL_USERS)
+        ensure_connections_table(boto3.client("dynamodb"), connections.table_name())
+        for connection in CONNECTIONS:
+            connections.put_connection(connection)
         sfn = boto3.client("stepfunctions")
         definition = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}})
         for variable, name in ((api.PROVISION_STATE_MACHINE_ARN, "ProvisionPipeline"),
-                               (api.TEARDOWN_STATE_MACHINE_ARN, "TeardownPipeline")):
+                               (api.TEARDOWN_STATE_MACHINE_ARN, "TeardownPipeline"),
+                               (api.PAUSE_STATE_MACHINE_ARN, "PausePipeline"),
+                               (api.RESUME_STATE_MACHINE_ARN, "ResumePipeline"),
+                               (api.UPDATE_STATE_MACHINE_ARN, "UpdatePipeline")):
             arn = sfn.create_state_machine(name=name, definition=definition,
                                            roleArn="arn:aws:iam::123456789012:role/workflows")["stateMachineArn"]
             patch.setenv(variable, arn)
-        server = serve_api(0)
+        server = serve_api(0, credentials=credential_store())
         yield api_url(server)
         server.shutdown()
         server.server_close()
@@ -49,9 +61,11 @@ def api_base_url():
 
 
 @schema.parametrize()
-@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+# Derandomized: the same examples on every run, so a failure reproduces and CI does not
+# depend on which rare corner of schemathesis' generator a random seed reaches.
+@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_no_client_input_gets_a_server_error(case, api_base_url):
-    response = case.call(base_url=api_base_url)
+    response = case.call(base_url=api_base_url, auth=api_auth())
 
     assert response.status_code < 500, f"{case.method} {case.formatted_path}: {response.text}"
     if case.method.upper() not in api.RESOURCE_METHODS[case.operation.path]:

@@ -10,7 +10,7 @@ from openapi_spec_validator import validate
 
 from cdcflow.api_server import RESOURCES
 from lambdas import api, registry
-from lambdas.spec import SCHEMA_PATH
+from lambdas import connections, pipeline_request
 
 pytestmark = pytest.mark.unit
 
@@ -39,7 +39,7 @@ def test_the_resolver_and_the_document_have_the_same_routes(document):
                          for path, item in document["paths"].items() for method in item if method in HTTP_METHODS}
 
     assert resolver_routes == documented_routes
-    assert len(resolver_routes) == 5
+    assert len(resolver_routes) == 13
 
 
 def test_the_local_server_knows_the_documented_resources_and_methods(document):
@@ -49,13 +49,16 @@ def test_the_local_server_knows_the_documented_resources_and_methods(document):
     assert {resource: set(methods) for resource, methods in api.RESOURCE_METHODS.items()} == documented
 
 
-def test_the_embedded_spec_schema_is_the_pipeline_spec_schema(document):
-    """The embedded copy differs only in where its `$defs` references point."""
-    schema = json.loads(SCHEMA_PATH.read_text())
+@pytest.mark.parametrize(("component", "schema_path"), [
+    ("PipelineSpec", pipeline_request.SCHEMA_PATH), ("Connection", connections.SCHEMA_PATH),
+])
+def test_the_embedded_schemas_are_the_request_and_connection_schemas(document, component, schema_path):
+    """The embedded copies differ only in where their `$defs` references point."""
+    schema = json.loads(schema_path.read_text())
     del schema["$schema"], schema["$id"]
-    as_embedded = json.loads(json.dumps(schema).replace('"#/$defs/', '"#/components/schemas/PipelineSpec/$defs/'))
+    as_embedded = json.loads(json.dumps(schema).replace('"#/$defs/', f'"#/components/schemas/{component}/$defs/'))
 
-    assert document["components"]["schemas"]["PipelineSpec"] == as_embedded
+    assert document["components"]["schemas"][component] == as_embedded
 
 
 def test_every_operation_documents_its_failures(document):
@@ -65,7 +68,8 @@ def test_every_operation_documents_its_failures(document):
                 continue
             codes = set(operation["responses"])
             assert {"500", "503"} <= codes, f"{method} {path}"
-            if "{id}" in path:
+            assert "403" in codes, f"{method} {path}"
+            if "{" in path:
                 assert "404" in codes, f"{method} {path}"
             if "requestBody" in operation:
                 assert {"400", "413", "422"} <= codes, f"{method} {path}"

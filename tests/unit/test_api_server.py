@@ -1,6 +1,11 @@
-"""The local API server: HTTP requests become API Gateway REST proxy events, proxy responses become HTTP."""
+"""The local API server: HTTP requests become API Gateway REST proxy events, proxy responses become HTTP.
+
+Requests are signed as the local admin (`factories.api_auth`); what an unsigned or wrongly
+signed request gets is in test_api_server_auth.py.
+"""
 
 import base64
+import http.client
 import json
 import threading
 import time
@@ -9,9 +14,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from cdcflow.api_server import api_url, match_resource, serve_api
+from cdcflow.api_server import MAX_BODY_BYTES, api_url, match_resource, serve_api
+from tests.unit.factories import api_auth, credential_store
 
 pytestmark = pytest.mark.unit
+
+AUTH = api_auth()
 
 
 @pytest.fixture
@@ -33,7 +41,7 @@ def echo_server(recorded_events):
         return {"statusCode": 201, "headers": {"Content-Type": "application/json", "X-Request": "echo"},
                 "multiValueHeaders": {"Set-Cookie": ["a=1", "b=2"]}, "body": json.dumps({"path": event["path"]})}
 
-    server = serve_api(0, handler=handler)
+    server = serve_api(0, handler=handler, credentials=credential_store())
     yield api_url(server)
     server.shutdown()
     server.server_close()
@@ -42,7 +50,7 @@ def echo_server(recorded_events):
 def test_a_request_becomes_a_rest_proxy_event(echo_server, recorded_events):
     response = requests.post(f"{echo_server}/pipelines/orders/approval?verbose=1&tag=a&tag=b",
                              data=b'{"approved": true}', headers={"Content-Type": "application/json",
-                                                                   "X-Trace": "t1"}, timeout=10)
+                                                                   "X-Trace": "t1"}, auth=AUTH, timeout=10)
 
     assert response.status_code == 201
     event, context = recorded_events[0]
@@ -67,14 +75,14 @@ def test_a_request_becomes_a_rest_proxy_event(echo_server, recorded_events):
 
 def test_each_request_gets_its_own_request_id(echo_server, recorded_events):
     for _ in range(2):
-        requests.get(f"{echo_server}/pipelines", timeout=10)
+        requests.get(f"{echo_server}/pipelines", auth=AUTH, timeout=10)
 
     ids = {event["requestContext"]["requestId"] for event, _ in recorded_events}
     assert len(ids) == 2
 
 
 def test_a_request_without_query_or_body_has_nulls_as_api_gateway_sends(echo_server, recorded_events):
-    requests.get(f"{echo_server}/pipelines", timeout=10)
+    requests.get(f"{echo_server}/pipelines", auth=AUTH, timeout=10)
 
     event, _ = recorded_events[0]
     assert event["resource"] == "/pipelines"
@@ -85,7 +93,7 @@ def test_a_request_without_query_or_body_has_nulls_as_api_gateway_sends(echo_ser
 
 
 def test_the_path_and_parameters_are_decoded(echo_server, recorded_events):
-    requests.delete(f"{echo_server}/pipelines/ord%20ers?keep_topics=tr%75e", timeout=10)
+    requests.delete(f"{echo_server}/pipelines/ord%20ers?keep_topics=tr%75e", auth=AUTH, timeout=10)
 
     event, _ = recorded_events[0]
     assert event["path"] == "/pipelines/ord ers"
@@ -94,7 +102,8 @@ def test_the_path_and_parameters_are_decoded(echo_server, recorded_events):
 
 
 def test_a_binary_body_is_passed_base64_encoded(echo_server, recorded_events):
-    requests.post(f"{echo_server}/pipelines", data=b"\xff\xfe\x00", timeout=10)
+    requests.post(f"{echo_server}/pipelines", data=b"\xff\xfe\x00", headers={"Content-Type": "application/json"},
+                  auth=AUTH, timeout=10)
 
     event, _ = recorded_events[0]
     assert event["isBase64Encoded"] is True
@@ -102,19 +111,19 @@ def test_a_binary_body_is_passed_base64_encoded(echo_server, recorded_events):
 
 
 def test_the_proxy_response_becomes_the_http_response(echo_server):
-    response = requests.get(f"{echo_server}/anything/else", timeout=10)
+    response = requests.get(f"{echo_server}/anything/else", auth=AUTH, timeout=10)
 
     assert response.status_code == 201
     assert response.json() == {"path": "/anything/else"}
     assert response.headers["X-Request"] == "echo"
     assert response.raw.headers.getlist("Set-Cookie") == ["a=1", "b=2"]
 
-    binary = requests.get(f"{echo_server}/binary", timeout=10)
+    binary = requests.get(f"{echo_server}/binary", auth=AUTH, timeout=10)
     assert binary.content == b"\x00\xff"
 
 
 def test_a_handler_that_raises_is_a_502_without_its_details(echo_server):
-    response = requests.get(f"{echo_server}/crash", timeout=10)
+    response = requests.get(f"{echo_server}/crash", auth=AUTH, timeout=10)
 
     assert response.status_code == 502
     assert response.json()["message"] == "Internal server error"
@@ -138,10 +147,11 @@ def test_concurrent_requests_are_answered_together_but_handled_one_at_a_time():
             running -= 1
         return {"statusCode": 200, "body": event["requestContext"]["requestId"]}
 
-    server = serve_api(0, handler=handler)
+    server = serve_api(0, handler=handler, credentials=credential_store())
     try:
         with ThreadPoolExecutor(8) as clients:
-            answers = list(clients.map(lambda _: requests.get(f"{api_url(server)}/pipelines", timeout=10), range(8)))
+            answers = list(clients.map(lambda _: requests.get(f"{api_url(server)}/pipelines", auth=AUTH, timeout=10),
+                                       range(8)))
     finally:
         server.shutdown()
         server.server_close()
@@ -155,3 +165,101 @@ def test_paths_outside_the_routes_are_their_own_resource():
     assert match_resource("/pipelines/orders") == ("/pipelines/{id}", {"id": "orders"})
     assert match_resource("/pipelines/orders/extra") == ("/pipelines/orders/extra", None)
     assert match_resource("/") == ("/", None)
+
+
+def _raw_request(url: str, method: str, path: str, headers: list[tuple[str, str]], body: bytes = b"") -> tuple[int, dict, str]:
+    """One request with exactly these headers (requests would fix up a bad Content-Length)."""
+    host, port = url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        connection.putrequest(method, path, skip_accept_encoding=True)
+        for name, value in headers:
+            connection.putheader(name, value)
+        connection.endheaders(body or None)
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read().decode()
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("content_length", ["-1", "abc", "1.5", "+2", " ", "0x10"])
+def test_an_invalid_content_length_is_a_400_and_the_handler_never_runs(echo_server, recorded_events, content_length):
+    status, headers, text = _raw_request(echo_server, "POST", "/pipelines/orders/approval", [
+        ("Content-Type", "application/json"), ("Content-Length", content_length),
+    ], b'{"approved": true}')
+
+    assert status == 400
+    assert "Content-Length" in json.loads(text)["message"]
+    assert headers["Connection"] == "close"
+    assert recorded_events == []
+
+
+def test_two_different_content_lengths_are_a_400(echo_server, recorded_events):
+    status, _, _ = _raw_request(echo_server, "POST", "/pipelines", [
+        ("Content-Type", "application/json"), ("Content-Length", "2"), ("Content-Length", "3"),
+    ], b"{}")
+
+    assert status == 400
+    assert recorded_events == []
+
+
+def test_a_body_over_the_limit_is_a_413_without_reading_it(echo_server, recorded_events):
+    status, headers, text = _raw_request(echo_server, "POST", "/pipelines", [
+        ("Content-Type", "application/json"), ("Content-Length", str(MAX_BODY_BYTES + 1)),
+    ])
+
+    assert status == 413
+    assert str(MAX_BODY_BYTES) in json.loads(text)["message"]
+    assert headers["Connection"] == "close"
+    assert recorded_events == []
+
+
+def test_a_body_at_the_limit_is_read(echo_server, recorded_events):
+    body = b'{"pad": "' + b"x" * (MAX_BODY_BYTES - 11) + b'"}'
+    assert len(body) == MAX_BODY_BYTES
+    response = requests.post(f"{echo_server}/pipelines", data=body, headers={"Content-Type": "application/json"},
+                             auth=AUTH, timeout=30)
+
+    assert response.status_code == 201
+    assert len(recorded_events[0][0]["body"]) == MAX_BODY_BYTES
+
+
+def test_a_chunked_body_is_refused(echo_server, recorded_events):
+    response = requests.post(f"{echo_server}/pipelines", data=iter([b'{"approved": ', b"true}"]),
+                             headers={"Content-Type": "application/json"}, timeout=10)
+
+    assert response.status_code == 411
+    assert recorded_events == []
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded",
+                                          "multipart/form-data; boundary=x", "application/jsonp"])
+def test_a_body_not_sent_as_json_is_a_415(echo_server, recorded_events, content_type):
+    # What a web page can send cross-origin without a CORS preflight ("simple" requests).
+    headers = [("Content-Length", "18")] + ([("Content-Type", content_type)] if content_type else [])
+    status, _, text = _raw_request(echo_server, "POST", "/pipelines/orders/approval", headers, b'{"approved": true}')
+
+    assert status == 415
+    assert "application/json" in json.loads(text)["message"]
+    assert recorded_events == []
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8", "Application/JSON"])
+def test_a_json_body_is_passed_on(echo_server, recorded_events, content_type):
+    response = requests.post(f"{echo_server}/pipelines/orders/approval", data=b'{"approved": true}',
+                             headers={"Content-Type": content_type}, auth=AUTH, timeout=10)
+
+    assert response.status_code == 201
+    assert recorded_events[0][0]["body"] == '{"approved": true}'
+
+
+def test_requests_without_a_body_need_no_content_type(echo_server, recorded_events):
+    assert requests.delete(f"{echo_server}/pipelines/orders", auth=AUTH, timeout=10).status_code == 201
+    empty_post = requests.Request("POST", f"{echo_server}/pipelines", headers={"Content-Length": "0"}).prepare()
+    signature = AUTH(empty_post).headers
+    status, _, _ = _raw_request(echo_server, "POST", "/pipelines", [
+        ("Content-Length", "0"), ("Authorization", signature["Authorization"]), ("X-Amz-Date", signature["X-Amz-Date"]),
+    ])
+
+    assert status == 201
+    assert len(recorded_events) == 2

@@ -20,18 +20,12 @@ from lambdas.common.redaction import (
     remember_secret,
 )
 from lambdas.errors import AwsApiThrottled, DatabaseUnavailable
+from tests.unit.factories import raw_spec
 
 pytestmark = pytest.mark.unit
 
 SECRET = "s3cr3t-Value_42"
-SPEC = {
-    "pipeline_id": "orders",
-    "owner": "team-x",
-    "source": {"host": "db", "port": 5432, "database": "shop", "admin_secret": "shop/admin", "tables": ["public.orders"]},
-    "kafka": {"bootstrap_servers": "kafka:9092"},
-    "connect": {"url": "http://connect:8083"},
-    "sink": {"type": "jdbc", "host": "sink", "port": 5432, "database": "dw", "secret": "dw/writer"},
-}
+SPEC = raw_spec()
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,7 @@ import pytest
 from aws_cdk.assertions import Annotations, Match, Template
 from cdk_nag import AwsSolutionsChecks
 
-from cdcflow import catalogue
+from statemachines import catalogue
 from infra.config import InvalidSetting, Settings
 from infra.functions import CatalogueFunctions
 from infra.stack import CdcflowStack
@@ -24,6 +24,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 VPC = "vpc-0123456789abcdef0"
 SUBNETS = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
 SECURITY_GROUP = "sg-0123456789abcdef0"
+MSK_CLUSTER = "arn:aws:kafka:us-east-1:123456789012:cluster/orders/0a1b2c3d-0123-4567-89ab-0123456789ab-2"
 
 
 @pytest.mark.slow
@@ -56,6 +57,7 @@ def existing_vpc_stack():
         "securityGroupIds": [SECURITY_GROUP],
         "adminSecretPrefix": "team-db-admins/",
         "reconcileSchedule": "rate(1 hour)",
+        "mskClusterArns": [MSK_CLUSTER],
         "logLevel": "DEBUG",
         # Packaging is covered by test_infra_stack; skip it here to keep this synth quick.
         "aws:cdk:bundling-stacks": [],
@@ -88,6 +90,32 @@ def test_context_sets_the_schedule_and_the_admin_secret_prefix(existing_vpc_stac
     assert ":secret:cdcflow-admin/*" not in policies
 
 
+def _role_policy_statements(template: Template, function_name: str) -> list[dict]:
+    [function] = [f for f in template.find_resources("AWS::Lambda::Function").values()
+                  if f["Properties"]["FunctionName"] == function_name]
+    role = function["Properties"]["Role"]["Fn::GetAtt"][0]
+    return [statement for policy in template.find_resources("AWS::IAM::Policy").values()
+            if {"Ref": role} in policy["Properties"]["Roles"]
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]]
+
+
+def test_functions_that_reach_kafka_may_use_the_listed_msk_clusters_with_iam(existing_vpc_stack):
+    _, template = existing_vpc_stack
+    topics = "arn:aws:kafka:us-east-1:123456789012:topic/orders/0a1b2c3d-0123-4567-89ab-0123456789ab-2/*"
+    for function in catalogue.FUNCTIONS:
+        granted = {(action, resource) for statement in _role_policy_statements(template, function.function_name)
+                   for action in (statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]])
+                   if action.startswith("kafka-cluster:")
+                   for resource in (statement["Resource"] if isinstance(statement["Resource"], list)
+                                    else [statement["Resource"]])}
+        if catalogue.VPC_NETWORK in function.permissions:
+            assert ("kafka-cluster:Connect", MSK_CLUSTER) in granted, function.key
+            assert ("kafka-cluster:CreateTopic", topics) in granted and ("kafka-cluster:DeleteTopic", topics) in granted
+            assert {resource for _, resource in granted} <= {MSK_CLUSTER, topics, topics.replace(":topic/", ":group/")}
+        else:
+            assert granted == set(), function.key
+
+
 def test_existing_vpc_variant_passes_cdk_nag(existing_vpc_stack):
     stack, _ = existing_vpc_stack
     annotations = Annotations.from_stack(stack)
@@ -104,7 +132,7 @@ def test_bad_context_fails_the_synth_naming_the_key():
 
 def test_a_catalogue_permission_without_a_grant_fails_the_synth():
     stack = cdk.Stack(cdk.App())
-    unknown = catalogue.LambdaFunction(
+    unknown = catalogue.Function(
         key="Teleport", handler="lambdas.steps.teleport.handler", description="no such step",
         permissions=frozenset({"teleport:anywhere"}),
     )

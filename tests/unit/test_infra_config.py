@@ -55,6 +55,14 @@ def test_existing_vpc_from_lists_or_comma_separated_strings():
         ({"adminSecretPrefix": "cdcflow/admins/"}, "adminSecretPrefix"),
         ({"reconcileSchedule": "every 15 minutes"}, "reconcileSchedule"),
         ({"logLevel": "LOUD"}, "logLevel"),
+        ({"apiThrottleRate": 0}, "apiThrottleRate"),
+        ({"apiThrottleRate": "fast"}, "apiThrottleRate"),
+        ({"apiThrottleBurst": -5}, "apiThrottleBurst"),
+        ({"apiThrottleBurst": 2.5}, "apiThrottleBurst"),
+        ({"apiReservedConcurrency": True}, "apiReservedConcurrency"),
+        ({"apiReservedConcurrency": 901}, "apiReservedConcurrency"),
+        ({"mskClusterArns": ["arn:aws:kafka:us-east-1:123456789012:topic/orders/x/t"]}, "mskClusterArns"),
+        ({"mskClusterArns": "orders"}, "mskClusterArns"),
     ],
 )
 def test_bad_values_fail_naming_the_key(values, named):
@@ -68,3 +76,22 @@ def test_schedule_and_level_overrides():
     assert settings.reconcile_schedule == "cron(0/5 * * * ? *)"
     assert settings.log_level == "DEBUG"
     assert settings.admin_secret_prefix == "team-db-admins/"
+
+
+def test_api_limits_default_and_accept_numbers_or_strings():
+    defaults = settings_from_values({})
+    assert (defaults.api_throttle_rate, defaults.api_throttle_burst, defaults.api_reserved_concurrency) == (50, 100, 10)
+    settings = settings_from_values({"apiThrottleRate": "20", "apiThrottleBurst": 40, "apiReservedConcurrency": "5"})
+    assert (settings.api_throttle_rate, settings.api_throttle_burst, settings.api_reserved_concurrency) == (20, 40, 5)
+
+
+def test_database_ca_files_reach_the_functions_environment_and_must_be_absolute_paths():
+    from infra.config import InvalidSetting, settings_from_values
+
+    settings = settings_from_values({"databaseCaFile": "/opt/rds/global-bundle.pem",
+                                     "connectDatabaseCaFile": "/etc/kafka/rds-bundle.pem"})
+    assert (settings.database_ca_file, settings.connect_database_ca_file) == (
+        "/opt/rds/global-bundle.pem", "/etc/kafka/rds-bundle.pem")
+    assert settings_from_values({}).database_ca_file is None
+    with pytest.raises(InvalidSetting, match="databaseCaFile must be an absolute file path"):
+        settings_from_values({"databaseCaFile": "bundle.pem"})

@@ -8,15 +8,22 @@ from pathlib import Path
 import aws_cdk as cdk
 import pytest
 import yaml
+from aws_calls import reachable_operations
 from aws_cdk.assertions import Annotations, Match, Template
 from cdk_nag import AwsSolutionsChecks
 from cfnlint.api import lint_file
 
-from cdcflow import catalogue
 from infra import packaging
-from infra.config import DEFAULT_ADMIN_SECRET_PREFIX
+from infra.config import (
+    DEFAULT_ADMIN_SECRET_PREFIX,
+    DEFAULT_API_RESERVED_CONCURRENCY,
+    DEFAULT_API_THROTTLE_BURST,
+    DEFAULT_API_THROTTLE_RATE,
+    Settings,
+)
 from infra.stack import CdcflowStack
 from infra.state_machines import STATEMACHINES_DIR
+from statemachines import catalogue
 
 pytestmark = pytest.mark.unit
 
@@ -150,7 +157,7 @@ def test_functions_with_workflow_permissions_know_the_state_machine_arns(templat
                 f"{path.name.removesuffix('.asl.json').removesuffix('_pipeline').upper()}_STATE_MACHINE_ARN"
                 for path in DEFINITIONS
             }
-            if function.key == "Api":  # the names lambdas/api.py reads
+            if function.key == "Api":  # the names lambdas/executions.py reads
                 assert {"PROVISION_STATE_MACHINE_ARN", "TEARDOWN_STATE_MACHINE_ARN"} <= set(arn_variables)
             assert {value["Ref"] for value in arn_variables.values()} == set(machines)
         else:
@@ -159,20 +166,66 @@ def test_functions_with_workflow_permissions_know_the_state_machine_arns(templat
 
 # --- IAM: each function holds only what its catalogue permissions name ---------------------------
 
-def test_only_functions_with_secrets_write_may_delete_secrets(template):
+def test_only_functions_with_secrets_delete_may_delete_secrets(template):
     for function in catalogue.FUNCTIONS:
         statements = _function_statements(template, function.key)
         deleting = _statements_with(statements, "secretsmanager:DeleteSecret")
-        if catalogue.SECRETS_WRITE in function.permissions:
+        if catalogue.SECRETS_DELETE in function.permissions:
             assert deleting, function.key
             for statement in deleting:
                 [resource] = _as_list(statement["Resource"])
                 assert resource["Fn::Join"][1][-1].endswith(":secret:cdcflow/*")
         else:
             assert deleting == [], function.key
+        if not function.permissions & {catalogue.SECRETS_WRITE, catalogue.SECRETS_DELETE, catalogue.SECRETS_LIST}:
             assert not any(action.startswith("secretsmanager:") and action not in
                            ("secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret")
                            for action in _actions(statements)), function.key
+
+
+# What IAM asks for besides the operation itself, for the calls the code makes (tags given at creation).
+_IMPLIED_ACTIONS = {
+    "secretsmanager:CreateSecret": {"secretsmanager:TagResource"},
+    "rds:CopyDBParameterGroup": {"rds:AddTagsToResource"},
+}
+
+
+@pytest.mark.parametrize("service", ["secretsmanager", "rds"])
+def test_each_role_allows_exactly_the_calls_its_code_makes(template, service):
+    """Every operation a function's code can reach is allowed; no mutating one beyond them is."""
+    for function in catalogue.FUNCTIONS:
+        called = {f"{service}:{operation}" for operation in reachable_operations(function.handler, service)}
+        allowed = {action for action in _actions(_function_statements(template, function.key))
+                   if action.startswith(f"{service}:")}
+        assert called <= allowed, (function.key, sorted(called - allowed))
+        implied = set().union(*(_IMPLIED_ACTIONS.get(action, set()) for action in called))
+        # Describe* and List* come as a family with `*:describe`/`*:read`; anything that changes is exact.
+        changing = {action for action in allowed if not action.split(":")[1].startswith(("Describe", "List", "Get"))}
+        assert changing <= called | implied, (function.key, sorted(changing - called - implied))
+
+
+def test_reconcile_role_has_the_secret_actions_its_orphan_repair_calls(template):
+    called = reachable_operations(catalogue.by_key("Reconcile").handler, "secretsmanager")
+    # The analysis must see the calls this test is about, or it proves nothing.
+    assert {"ListSecrets", "DeleteSecret", "DescribeSecret", "GetSecretValue"} <= called
+    statements = _function_statements(template, "Reconcile")
+    [listing] = _statements_with(statements, "secretsmanager:ListSecrets")
+    assert listing["Resource"] == "*"  # ListSecrets has no resource type or condition key
+    assert _as_list(listing["Action"]) == ["secretsmanager:ListSecrets"]
+    [deleting] = _statements_with(statements, "secretsmanager:DeleteSecret")
+    [resource] = _as_list(deleting["Resource"])
+    assert resource["Fn::Join"][1][-1].endswith(":secret:cdcflow/*")
+    assert not _statements_with(statements, "secretsmanager:CreateSecret")
+
+
+def test_reboot_source_instance_may_only_reboot_and_describe(template):
+    actions = {action for action in _actions(_function_statements(template, "RebootSourceInstance"))
+               if action.startswith("rds:")}
+    assert actions == {"rds:RebootDBInstance", "rds:DescribeDBInstances", "rds:DescribeDBParameterGroups",
+                       "rds:DescribeDBParameters", "rds:ListTagsForResource"}
+    ensure = _actions(_function_statements(template, "EnsureLogicalReplication"))
+    assert "rds:ModifyDBParameterGroup" in ensure
+    assert "rds:RebootDBInstance" not in ensure
 
 
 def test_secret_reads_are_scoped_to_the_admin_and_replication_prefixes(template):
@@ -201,12 +254,99 @@ def test_registry_and_rds_grants_follow_the_catalogue(template):
             permissions & {catalogue.REGISTRY_READ, catalogue.REGISTRY_WRITE}), function.key
 
         actions = _actions(statements)
-        assert ("rds:RebootDBInstance" in actions) == (catalogue.RDS_PARAMETERS in permissions), function.key
+        assert ("rds:RebootDBInstance" in actions) == (catalogue.RDS_REBOOT in permissions), function.key
         assert ("rds:ModifyDBParameterGroup" in actions) == (catalogue.RDS_PARAMETERS in permissions), function.key
         assert ("rds:DescribeDBInstances" in actions) == (catalogue.RDS_DESCRIBE in permissions), function.key
-        for statement in _statements_with(statements, "rds:CreateDBParameterGroup"):
-            [resource] = _as_list(statement["Resource"])
-            assert resource["Fn::Join"][1][-1].endswith(":pg:cdcflow-*")  # only groups cdcflow manages
+        assert ("rds:DeleteDBParameterGroup" in actions) == (catalogue.RDS_RESTORE in permissions), function.key
+        assert "rds:CreateDBParameterGroup" not in actions, function.key  # copies only, never a group from scratch
+        for action in ("rds:ModifyDBParameterGroup", "rds:DeleteDBParameterGroup", "rds:AddTagsToResource"):
+            for statement in _statements_with(statements, action):
+                [resource] = _as_list(statement["Resource"])
+                assert resource["Fn::Join"][1][-1].endswith(":pg:cdcflow-*"), (function.key, action)
+
+
+def _resource_suffixes(statement: dict) -> list[str]:
+    return [resource if isinstance(resource, str) else resource["Fn::Join"][1][-1]
+            for resource in _as_list(statement["Resource"])]
+
+
+def test_the_tags_iam_conditions_on_are_the_tags_the_code_sets():
+    from infra import functions
+    from lambdas import rds, secrets
+
+    assert functions.SECRET_USE_TAG == secrets.USE_TAG
+    assert functions.SECRET_MANAGED_TAG == secrets.MANAGED_TAG
+    assert functions.SECRET_PIPELINE_TAG == secrets.PIPELINE_TAG
+    assert functions.SECRET_TEAM_TAG == secrets.TEAM_TAG
+    assert set(secrets.managed_tags("orders", "team-orders")) == {
+        functions.SECRET_MANAGED_TAG, functions.SECRET_PIPELINE_TAG, functions.SECRET_TEAM_TAG}
+    assert functions.RDS_MANAGED_TAG == rds.MANAGED_TAG
+    assert rds.dedicated_group_name("shop-db").startswith(functions.RDS_MANAGED_GROUP_PREFIX)
+
+
+def test_every_secret_statement_is_narrowed_by_a_tag(template):
+    for function in catalogue.FUNCTIONS:
+        for statement in _function_statements(template, function.key):
+            actions = _actions([statement])
+            if not any(action.startswith("secretsmanager:") for action in actions) or actions == {
+                    "secretsmanager:ListSecrets"}:
+                continue
+            [suffix] = _resource_suffixes(statement)
+            conditions = statement.get("Condition", {})
+            if "secretsmanager:CreateSecret" in actions:
+                assert suffix.endswith(":secret:cdcflow/*")
+                assert conditions["StringEquals"] == {"aws:RequestTag/cdcflow:managed": "true"}
+                assert conditions["Null"] == {"aws:RequestTag/cdcflow:pipeline": "false",
+                                              "aws:RequestTag/cdcflow:team": "false"}
+                assert conditions["ForAllValues:StringEquals"] == {
+                    "aws:TagKeys": ["cdcflow:managed", "cdcflow:pipeline", "cdcflow:team"]}
+            elif suffix.endswith(f":secret:{DEFAULT_ADMIN_SECRET_PREFIX}*"):
+                assert actions == {"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"}, function.key
+                assert conditions == {"StringEquals": {"secretsmanager:ResourceTag/cdcflow:use": "true"}}
+            else:
+                assert suffix.endswith(":secret:cdcflow/*"), (function.key, suffix)
+                assert conditions == {"StringEquals": {"secretsmanager:ResourceTag/cdcflow:managed": "true"}}, \
+                    (function.key, actions)
+
+
+def test_rds_changes_need_the_managed_tag_on_the_instance_or_the_group(template):
+    read_only = {"rds:DescribeDBInstances", "rds:DescribeDBParameterGroups", "rds:DescribeDBParameters",
+                 "rds:ListTagsForResource"}
+    instance_tag = {"StringEquals": {"rds:db-tag/cdcflow:managed": "true"}}
+    group_tag = {"StringEquals": {"rds:pg-tag/cdcflow:managed": "true"}}
+    request_tag = {"StringEquals": {"aws:RequestTag/cdcflow:managed": "true"}}
+    seen = set()
+    for function in catalogue.FUNCTIONS:
+        for statement in _function_statements(template, function.key):
+            actions = {action for action in _actions([statement]) if action.startswith("rds:")}
+            if not actions or actions <= read_only:
+                continue
+            assert len(actions) == 1, (function.key, actions)  # one action per statement: one condition each
+            [action], [suffix] = actions, _resource_suffixes(statement)
+            condition = statement.get("Condition")
+            seen.add(action)
+            if suffix.endswith(":db:*"):
+                assert condition == instance_tag, (function.key, action)
+            elif action in ("rds:CopyDBParameterGroup", "rds:AddTagsToResource"):
+                assert condition == request_tag, (function.key, action)
+            elif suffix.endswith(":pg:cdcflow-*"):
+                assert condition == group_tag, (function.key, action)
+            else:
+                # Re-attaching the original group: the instance side of the same call needs the instance tag.
+                assert (function.key, action, suffix.endswith(":pg:*")) == (
+                    "RestoreParameterGroup", "rds:ModifyDBInstance", True)
+                assert condition is None
+    assert seen == {"rds:CopyDBParameterGroup", "rds:AddTagsToResource", "rds:ModifyDBParameterGroup",
+                    "rds:ModifyDBInstance", "rds:DeleteDBParameterGroup", "rds:RebootDBInstance"}
+
+
+def test_the_compensation_alone_may_delete_parameter_groups(template):
+    restore = _actions(_function_statements(template, "RestoreParameterGroup"))
+    assert {action for action in restore if action.startswith("rds:")} == {
+        "rds:ModifyDBInstance", "rds:DeleteDBParameterGroup", "rds:DescribeDBInstances",
+        "rds:DescribeDBParameterGroups", "rds:DescribeDBParameters", "rds:ListTagsForResource"}
+    ensure = _actions(_function_statements(template, "EnsureLogicalReplication"))
+    assert "rds:DeleteDBParameterGroup" not in ensure and "rds:RebootDBInstance" not in ensure
 
 
 def test_workflow_grants_follow_the_catalogue(template):
@@ -303,6 +443,35 @@ def test_idempotency_table_expires_records(template):
     })
 
 
+def test_principals_table_is_keyed_by_principal_and_kept(template):
+    from lambdas import principals
+
+    template.has_resource_properties("AWS::DynamoDB::Table", {
+        "KeySchema": [{"AttributeName": principals.PARTITION_KEY, "KeyType": "HASH"}],
+        "BillingMode": "PAY_PER_REQUEST",
+        "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+        "SSESpecification": {"SSEEnabled": True},
+        "DeletionProtectionEnabled": True,
+    })
+
+
+def test_only_the_api_reads_the_principals_table_and_nothing_writes_it(template):
+    principals_table = _logical_id(template, "AWS::DynamoDB::Table", "TablesPrincipals")
+    assert catalogue.PRINCIPALS_READ in catalogue.by_key("Api").permissions
+    for function in catalogue.FUNCTIONS:
+        statements = [statement for statement in _function_statements(template, function.key)
+                      if {"Fn::GetAtt": [principals_table, "Arn"]} in _as_list(statement["Resource"])]
+        actions = _actions(statements)
+        reads = catalogue.PRINCIPALS_READ in function.permissions
+        assert ("dynamodb:GetItem" in actions) == reads, function.key
+        assert not actions & {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+                              "dynamodb:BatchWriteItem"}, function.key
+        environment = _function(template, function.key)[1]["Properties"]["Environment"]["Variables"]
+        assert ("PRINCIPALS_TABLE" in environment) == reads, function.key
+        if reads:
+            assert environment["PRINCIPALS_TABLE"] == {"Ref": principals_table}
+
+
 # --- API -----------------------------------------------------------------------------------------
 
 def _api_methods(template: Template) -> dict[tuple[str, str], dict]:
@@ -326,15 +495,19 @@ def test_api_routes_are_iam_authorized_proxies_to_the_api_function(template):
     methods = _api_methods(template)
     assert set(methods) == {
         ("GET", "/pipelines"), ("POST", "/pipelines"), ("GET", "/pipelines/{id}"), ("DELETE", "/pipelines/{id}"),
-        ("POST", "/pipelines/{id}/approval"),
+        ("PATCH", "/pipelines/{id}"), ("PUT", "/pipelines/{id}"),
+        ("POST", "/pipelines/{id}/approval"), ("POST", "/pipelines/{id}/pause"), ("POST", "/pipelines/{id}/resume"),
+        ("GET", "/connections"), ("POST", "/connections"),
+        ("GET", "/connections/{name}"), ("DELETE", "/connections/{name}"),
     }
     for (_, path), properties in methods.items():
         assert properties["AuthorizationType"] == "AWS_IAM"
         assert properties["Integration"]["Type"] == "AWS_PROXY"
         assert api_function in json.dumps(properties["Integration"]["Uri"])
-        if "{id}" in path:
-            assert properties["RequestParameters"] == {"method.request.path.id": True}
-            assert "RequestValidatorId" in properties
+        for parameter in ("id", "name"):
+            if f"{{{parameter}}}" in path:
+                assert properties["RequestParameters"] == {f"method.request.path.{parameter}": True}
+                assert "RequestValidatorId" in properties
 
 
 def test_api_routes_match_the_openapi_document(template):
@@ -361,7 +534,71 @@ def test_api_stage_traces_and_logs_access(template):
     })
 
 
+def test_api_stage_throttles_every_method_by_default(template):
+    template.has_resource_properties("AWS::ApiGateway::Stage", {
+        "MethodSettings": [Match.object_like({
+            "HttpMethod": "*", "ResourcePath": "/*",
+            "ThrottlingRateLimit": DEFAULT_API_THROTTLE_RATE, "ThrottlingBurstLimit": DEFAULT_API_THROTTLE_BURST,
+        })],
+    })
+
+
+def test_only_the_api_and_reconcile_reserve_concurrency(template):
+    reserved = {}
+    for function in catalogue.FUNCTIONS:
+        _, resource = _function(template, function.key)
+        reserved[function.key] = resource["Properties"].get("ReservedConcurrentExecutions")
+    assert reserved.pop("Api") == DEFAULT_API_RESERVED_CONCURRENCY
+    assert reserved.pop("Reconcile") == 1  # one sweep at a time; the lease covers sweeps outside Lambda
+    assert set(reserved.values()) == {None}
+
+
+def test_api_limits_come_from_the_settings():
+    app = cdk.App()
+    settings = Settings(api_throttle_rate=7, api_throttle_burst=9, api_reserved_concurrency=3)
+    overridden = Template.from_stack(CdcflowStack(app, "Limits", settings=settings))
+    overridden.has_resource_properties("AWS::ApiGateway::Stage", {
+        "MethodSettings": [Match.object_like({"ThrottlingRateLimit": 7, "ThrottlingBurstLimit": 9})],
+    })
+    overridden.has_resource_properties("AWS::Lambda::Function", {
+        "FunctionName": catalogue.by_key("Api").function_name, "ReservedConcurrentExecutions": 3,
+    })
+
+
 # --- schedule and observability -----------------------------------------------------------------
+
+def test_failed_reconcile_runs_go_to_an_encrypted_queue(template):
+    reconcile, _ = _function(template, "Reconcile")
+    queue = _logical_id(template, "AWS::SQS::Queue", "ScheduleFailedRuns")
+    template.has_resource_properties("AWS::SQS::Queue", {"SqsManagedSseEnabled": True,
+                                                         "MessageRetentionPeriod": 14 * 86400})
+    template.has_resource_properties("AWS::Lambda::EventInvokeConfig", {
+        "FunctionName": {"Ref": reconcile},
+        "MaximumRetryAttempts": 2,
+        "DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": [queue, "Arn"]}}},
+    })
+    template.has_resource_properties("AWS::Events::Rule", {
+        "Targets": [Match.object_like({"DeadLetterConfig": {"Arn": {"Fn::GetAtt": [queue, "Arn"]}}})],
+    })
+    # Only TLS callers may use the queue.
+    [policy] = template.find_resources("AWS::SQS::QueuePolicy").values()
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert any(statement["Effect"] == "Deny" and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+               for statement in statements)
+    # The function's role may send to it (the on-failure destination).
+    assert any("sqs:SendMessage" in _as_list(statement["Action"])
+               for statement in _statements_with(_function_statements(template, "Reconcile"), "sqs:SendMessage"))
+
+
+def test_reconcile_may_touch_only_its_lease_in_the_idempotency_table(template):
+    idempotency = _logical_id(template, "AWS::DynamoDB::Table", "TablesIdempotency")
+    statements = [statement for statement in _function_statements(template, "Reconcile")
+                  if {"Fn::GetAtt": [idempotency, "Arn"]} in _as_list(statement["Resource"])]
+    [lease] = statements
+    assert lease["Condition"] == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["reconcile-lease"]}}
+    assert set(_as_list(lease["Action"])) == {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                                              "dynamodb:DeleteItem"}
+
 
 def test_reconcile_runs_on_the_default_schedule(template):
     reconcile, _ = _function(template, "Reconcile")
@@ -380,12 +617,15 @@ def test_alarms_on_failed_and_timed_out_executions_and_function_errors(template)
         properties = alarm["Properties"]
         assert properties["AlarmActions"] == [{"Ref": topic}]
         [dimension] = properties["Dimensions"]
-        watched.add((properties["MetricName"], dimension["Value"]["Ref"]))
+        value = dimension["Value"]
+        watched.add((properties["MetricName"], value["Ref"] if "Ref" in value else value["Fn::GetAtt"][0]))
     machines = template.find_resources("AWS::StepFunctions::StateMachine")
     functions = [_function(template, function.key)[0] for function in catalogue.FUNCTIONS]
+    failed_runs = _logical_id(template, "AWS::SQS::Queue", "ScheduleFailedRuns")
     assert watched == (
         {(metric, machine) for machine in machines for metric in ("ExecutionsFailed", "ExecutionsTimedOut")}
         | {("Errors", function) for function in functions}
+        | {("ApproximateNumberOfMessagesVisible", failed_runs)}
     )
 
 
@@ -441,3 +681,29 @@ def test_cfn_lint_finds_no_errors(template, tmp_path):
     path.write_text(json.dumps(template.to_json()))
     errors = [f"{match.rule.id} {match.message}" for match in lint_file(path) if match.rule.id.startswith("E")]
     assert errors == []
+
+
+def test_a_step_may_update_only_the_registry_attributes_of_its_current_step(template):
+    # CreateSlot has no registry permission of its own: recording its step is all it may do to the registry.
+    updates = _statements_with(_function_statements(template, "CreateSlot"), "dynamodb:UpdateItem")
+    [statement] = [update for update in updates if "TablesRegistry" in str(update)]
+    statement_text = str(statement)
+    assert _actions([statement]) == {"dynamodb:UpdateItem"}
+    assert "TablesRegistry" in statement_text and "TablesIdempotency" not in statement_text
+    assert statement["Condition"] == {
+        "ForAllValues:StringEquals": {"dynamodb:Attributes": ["pipeline_id", "status", "current_step", "updated_at",
+                                                              "version"]},
+        "StringEqualsIfExists": {"dynamodb:ReturnValues": ["NONE"]},
+    }
+
+
+def test_only_the_api_reads_and_writes_the_connections_table(template):
+    connections_table = _logical_id(template, "AWS::DynamoDB::Table", "TablesConnections")
+    for function in catalogue.FUNCTIONS:
+        statements = [statement for statement in _function_statements(template, function.key)
+                      if {"Fn::GetAtt": [connections_table, "Arn"]} in _as_list(statement["Resource"])]
+        writes = catalogue.CONNECTIONS_WRITE in function.permissions
+        assert ("dynamodb:PutItem" in _actions(statements)) == writes, function.key
+        environment = _function(template, function.key)[1]["Properties"]["Environment"]["Variables"]
+        assert ("CONNECTIONS_TABLE" in environment) == writes, function.key
+    assert catalogue.CONNECTIONS_WRITE in catalogue.by_key("Api").permissions

@@ -9,41 +9,29 @@ import string
 
 import boto3
 import pytest
-from moto import mock_aws
 
-from lambdas import aws, secrets
+from lambdas import secrets
 from lambdas.common import step_handler
 from lambdas.common.observability import logger
+from lambdas.secrets import SecretAccessDenied
 from lambdas.common.redaction import forget_secrets
 from lambdas.errors import SecretNotFound
 from lambdas.secrets import Credentials, SecretMalformed
+from tests.unit.factories import raw_spec
 
 pytestmark = pytest.mark.unit
 
-SPEC = {
-    "pipeline_id": "orders",
-    "owner": "team-x",
-    "source": {"host": "db", "port": 5432, "database": "shop", "admin_secret": "shop/admin", "tables": ["public.orders"]},
-    "kafka": {"bootstrap_servers": "kafka:9092"},
-    "connect": {"url": "http://connect:8083"},
-    "sink": {"type": "jdbc", "host": "sink", "port": 5432, "database": "dw", "secret": "dw/writer"},
-}
+SPEC = raw_spec()
 ADMIN_PASSWORD = "admin-Pa55word-do-not-log"
 REPLICATION_SECRET = "cdcflow/orders/replication"
+ORDERS_TAGS = secrets.managed_tags("orders", "team-orders")
+PAYMENTS_TAGS = secrets.managed_tags("payments", "team-payments")
 
 
 @pytest.fixture
-def secretsmanager(monkeypatch):
-    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    aws.reset_clients()
+def secretsmanager(moto):
     forget_secrets()
-    with mock_aws():
-        yield boto3.client("secretsmanager")
-    aws.reset_clients()
+    yield boto3.client("secretsmanager")
     forget_secrets()
 
 
@@ -55,13 +43,23 @@ def log_output():
     logger.registered_handler.setStream(previous)
 
 
-def put(client, name: str, value: str) -> None:
-    client.create_secret(Name=name, SecretString=value)
+def put(client, name: str, value: str, tags: dict[str, str] | None = None) -> None:
+    tags = {secrets.USE_TAG: "true"} if tags is None else tags  # as the platform tags a connection's secret
+    client.create_secret(Name=name, SecretString=value, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
 
 
 def test_read_credentials(secretsmanager):
     put(secretsmanager, "shop/admin", json.dumps({"username": "postgres", "password": ADMIN_PASSWORD, "host": "db"}))
     assert secrets.read_credentials("shop/admin") == Credentials("postgres", ADMIN_PASSWORD)
+
+
+# A managed tag on a name outside cdcflow/ is not one of cdcflow's replication secrets.
+@pytest.mark.parametrize("tags", [{}, {secrets.USE_TAG: "false"}, {secrets.MANAGED_TAG: "true"}])
+def test_a_secret_the_platform_did_not_tag_for_use_is_refused_naming_the_tag(secretsmanager, tags):
+    put(secretsmanager, "shop/admin", json.dumps({"username": "postgres", "password": ADMIN_PASSWORD}), tags)
+    with pytest.raises(SecretAccessDenied, match="secret 'shop/admin' is not tagged cdcflow:use=true") as raised:
+        secrets.read_credentials("shop/admin")
+    assert ADMIN_PASSWORD not in str(raised.value)
 
 
 def test_a_missing_secret_is_named(secretsmanager):
@@ -104,9 +102,8 @@ def test_the_password_is_not_in_repr_or_str():
 
 
 def test_generating_twice_keeps_the_same_secret_and_password(secretsmanager):
-    tags = secrets.managed_tags("orders")
-    arn, first = secrets.ensure_generated_secret(REPLICATION_SECRET, "cdcflow_orders", tags)
-    arn_again, second = secrets.ensure_generated_secret(REPLICATION_SECRET, "cdcflow_orders", tags)
+    arn, first = secrets.ensure_generated_secret(REPLICATION_SECRET, "cdcflow_orders", ORDERS_TAGS)
+    arn_again, second = secrets.ensure_generated_secret(REPLICATION_SECRET, "cdcflow_orders", ORDERS_TAGS)
     assert arn == arn_again
     assert first == second
     assert first.username == "cdcflow_orders"
@@ -117,52 +114,77 @@ def test_generating_twice_keeps_the_same_secret_and_password(secretsmanager):
     described = secretsmanager.describe_secret(SecretId=REPLICATION_SECRET)
     assert {t["Key"]: t["Value"] for t in described["Tags"]} == {
         "cdcflow:pipeline": "orders",
+        "cdcflow:team": "team-orders",
         "cdcflow:managed": "true",
     }
 
 
 def test_generated_passwords_differ_between_secrets(secretsmanager):
-    _, orders = secrets.ensure_generated_secret(REPLICATION_SECRET, "cdcflow_orders", secrets.managed_tags("orders"))
-    _, payments = secrets.ensure_generated_secret(
-        "cdcflow/payments/replication", "cdcflow_payments", secrets.managed_tags("payments")
-    )
+    _, orders = secrets.ensure_generated_secret(REPLICATION_SECRET, "cdcflow_orders", ORDERS_TAGS)
+    _, payments = secrets.ensure_generated_secret("cdcflow/payments/replication", "cdcflow_payments", PAYMENTS_TAGS)
     assert orders.password != payments.password
 
 
 def test_generating_over_another_users_secret_is_refused(secretsmanager):
     put(secretsmanager, REPLICATION_SECRET, json.dumps({"username": "someone_else", "password": ADMIN_PASSWORD}))
     with pytest.raises(SecretMalformed, match="holds the login of 'someone_else', not 'cdcflow_orders'"):
-        secrets.ensure_generated_secret(REPLICATION_SECRET, "cdcflow_orders", secrets.managed_tags("orders"))
+        secrets.ensure_generated_secret(REPLICATION_SECRET, "cdcflow_orders", ORDERS_TAGS)
 
 
-def test_generating_restores_a_secret_scheduled_for_deletion(secretsmanager):
-    _, first = secrets.ensure_generated_secret(REPLICATION_SECRET, "cdcflow_orders", secrets.managed_tags("orders"))
-    secretsmanager.delete_secret(SecretId=REPLICATION_SECRET, RecoveryWindowInDays=7)
-    _, restored = secrets.ensure_generated_secret(REPLICATION_SECRET, "cdcflow_orders", secrets.managed_tags("orders"))
-    assert restored == first
+def test_generating_restores_a_secret_scheduled_for_deletion_with_a_new_password(secretsmanager):
+    arn, first = secrets.ensure_generated_secret(REPLICATION_SECRET, "cdcflow_orders", ORDERS_TAGS)
+    secrets.delete_secret(REPLICATION_SECRET)
+
+    arn_again, restored = secrets.ensure_generated_secret(REPLICATION_SECRET, "cdcflow_orders", ORDERS_TAGS)
+
+    assert arn_again == arn
+    assert restored.username == "cdcflow_orders"
+    assert restored.password != first.password
+    assert "DeletedDate" not in secretsmanager.describe_secret(SecretId=REPLICATION_SECRET)
+    assert secrets.read_credentials(REPLICATION_SECRET) == restored
+    # Once restored, a retry of the step keeps the new password.
+    assert secrets.ensure_generated_secret(REPLICATION_SECRET, "cdcflow_orders", ORDERS_TAGS)[1] == restored
+
+
+def test_delete_keeps_a_recovery_window(secretsmanager):
+    secrets.ensure_generated_secret(REPLICATION_SECRET, "cdcflow_orders", ORDERS_TAGS)
+
+    assert secrets.delete_secret(REPLICATION_SECRET) is True
+
+    described = secretsmanager.describe_secret(SecretId=REPLICATION_SECRET)
+    assert "DeletedDate" in described
+    window = described["DeletedDate"] - described["LastChangedDate"]
+    assert secrets.RECOVERY_WINDOW_DAYS == 7
+    assert abs(window.total_seconds() - 7 * 86400) < 3600
+    secretsmanager.restore_secret(SecretId=REPLICATION_SECRET)
+    assert secrets.read_credentials(REPLICATION_SECRET).username == "cdcflow_orders"
 
 
 def test_delete_twice(secretsmanager):
-    secrets.ensure_generated_secret(REPLICATION_SECRET, "cdcflow_orders", secrets.managed_tags("orders"))
+    secrets.ensure_generated_secret(REPLICATION_SECRET, "cdcflow_orders", ORDERS_TAGS)
     assert secrets.delete_secret(REPLICATION_SECRET) is True
     assert secrets.delete_secret(REPLICATION_SECRET) is False
-    with pytest.raises(SecretNotFound):
+    with pytest.raises(SecretNotFound, match="scheduled for deletion"):
         secrets.read_credentials(REPLICATION_SECRET)
 
 
-def test_delete_purges_a_secret_scheduled_for_deletion(secretsmanager):
+def test_delete_leaves_a_secret_already_scheduled_for_deletion_recoverable(secretsmanager):
     put(secretsmanager, REPLICATION_SECRET, json.dumps({"username": "cdcflow_orders", "password": ADMIN_PASSWORD}))
-    secretsmanager.delete_secret(SecretId=REPLICATION_SECRET, RecoveryWindowInDays=7)
+    secretsmanager.delete_secret(SecretId=REPLICATION_SECRET, RecoveryWindowInDays=30)
+    scheduled_for = secretsmanager.describe_secret(SecretId=REPLICATION_SECRET)["DeletedDate"]
+
     assert secrets.delete_secret(REPLICATION_SECRET) is False
-    with pytest.raises(secretsmanager.exceptions.ResourceNotFoundException):
-        secretsmanager.describe_secret(SecretId=REPLICATION_SECRET)
-    _, fresh = secrets.ensure_generated_secret(REPLICATION_SECRET, "cdcflow_orders", secrets.managed_tags("orders"))
-    assert fresh.password != ADMIN_PASSWORD
+
+    assert secretsmanager.describe_secret(SecretId=REPLICATION_SECRET)["DeletedDate"] == scheduled_for
+
+
+def test_delete_of_an_absent_secret_is_a_no_op(secretsmanager):
+    assert secrets.delete_secret(REPLICATION_SECRET) is False
 
 
 def test_list_cdcflow_secrets_lists_only_the_platform_prefix(secretsmanager):
-    secrets.ensure_generated_secret(REPLICATION_SECRET, "cdcflow_orders", secrets.managed_tags("orders"))
-    secrets.ensure_generated_secret("cdcflow/payments/replication", "cdcflow_payments", secrets.managed_tags("payments"))
+    secrets.ensure_generated_secret(REPLICATION_SECRET, "cdcflow_orders", ORDERS_TAGS)
+    secrets.ensure_generated_secret("cdcflow/payments/replication", "cdcflow_payments", PAYMENTS_TAGS)
     put(secretsmanager, "shop/admin", json.dumps({"username": "postgres", "password": ADMIN_PASSWORD}))
     put(secretsmanager, "other/cdcflow/thing", json.dumps({"username": "x", "password": ADMIN_PASSWORD}))
     assert secrets.list_cdcflow_secrets() == ["cdcflow/orders/replication", "cdcflow/payments/replication"]
@@ -178,7 +200,8 @@ def test_passwords_never_reach_the_log_or_the_error(secretsmanager, log_output, 
     def create_user(spec, event):
         admin = secrets.read_credentials(spec.source.admin_secret)
         _, replication = secrets.ensure_generated_secret(
-            spec.names.replication_secret, spec.names.replication_role, secrets.managed_tags(spec.pipeline_id)
+            spec.names.replication_secret, spec.names.replication_role,
+            secrets.managed_tags(spec.pipeline_id, spec.owner),
         )
         generated["password"] = replication.password
         logger.info("logging in", extra={"admin": admin, "dsn": f"user=postgres password={admin.password}"})
