@@ -1,13 +1,19 @@
-"""The operator's commands: provision, status, watch, history, teardown, approve, reject, reconcile.
+"""The operator's commands: provision, status, watch, history, teardown, pause, resume, update, approve, reject,
+reconcile.
 
 Each command talks to the pipelines API (`--api-url`) and follows executions
 through the Step Functions API (`--sfn-endpoint`). By default both are the
-local ones; `--aws` or `--profile` switches to AWS with boto3's normal
-credential resolution (requests to the API are then SigV4-signed, and the
-API's URL must be given).
+local ones; `--aws` switches to AWS (the API's URL must then be given). Every
+request to the API is SigV4-signed, as API Gateway's IAM authorization
+requires: on AWS with boto3's normal credential resolution (`--profile`,
+`AWS_PROFILE`, the environment...), locally with a profile of the local
+stack's credentials file (`--profile`, `CDCFLOW_PROFILE` or `AWS_PROFILE`,
+default `cdcflow-admin`). These connection options are declared once, on the
+group (`cdcflow.connection_options`), and may come before or after the
+command's name.
 
 `reconcile` runs a reconciliation sweep: in this process against the local
-stack, or with `--aws`/`--profile` by invoking the deployed Reconcile function.
+stack, or with `--aws` by invoking the deployed Reconcile function.
 
 Exit codes: 0 success (for `reconcile`: everything healthy); 1 the pipeline's
 execution failed; 2 bad input (the request was refused: invalid spec, unknown
@@ -22,6 +28,7 @@ outweighs 4 since what it could not see may hide more.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,30 +45,26 @@ from rich.markup import escape
 from rich.table import Column, Table
 
 import cdcflow.local
-from cdcflow.local.config import config_from_env
-from cdcflow.local.workflows import lambda_environment
-from cdcflow.operate import (
+from cdcflow.api_client import DEFAULT_API_URL, ApiRefused, PipelinesApi, profile_session
+from cdcflow.connection_options import ConnectionOptions, OptionsAfterCommand, connection_options
+from cdcflow.errors import ServiceFailed, ServiceUnreachable
+from cdcflow.history import (
     CAUGHT,
-    DEFAULT_API_URL,
     DEFAULT_SFN_ENDPOINT,
     SUCCEEDED,
-    ApiRefused,
     ExecutionOutcome,
-    PipelinesApi,
-    ServiceFailed,
-    ServiceUnreachable,
     StepChange,
     cause_message,
     event_rows,
     follow_execution,
     full_history,
-    reconcile_findings,
-    reconcile_incomplete,
-    reconcile_locally,
-    reconcile_on_aws,
     stepfunctions_client,
 )
-from lambdas.reconcile_policy import ReconcileSettingsInvalid
+from cdcflow.local.config import config_from_env
+from cdcflow.local.credentials import ADMIN_PROFILE
+from cdcflow.local.workflows import lambda_environment
+from cdcflow.reconcile_runner import reconcile_findings, reconcile_incomplete, reconcile_locally, reconcile_on_aws
+from lambdas.reconcile.policy import ReconcileSettingsInvalid
 
 EXIT_OK = 0
 EXIT_PIPELINE_FAILED = 1
@@ -69,35 +72,27 @@ EXIT_BAD_INPUT = 2
 EXIT_UNREACHABLE = 3
 EXIT_DRIFT_FOUND = 4
 EXIT_SWEEP_INCOMPLETE = 5
+EXIT_PIPELINE_BROKEN = 6
 # States that start and end in one instant: only their end is worth a line.
 _INSTANT_STATES = frozenset({"Pass", "Choice", "Succeed", "Fail"})
 
-app = typer.Typer(help="Provision and operate pipelines through the pipelines API.", no_args_is_help=True)
+# The commands, without the connection options they share: `app` below and the `cdcflow` app add those.
+commands = typer.Typer()
+CONNECTION_HELP = (
+    "Connection options (--api-url, --sfn-endpoint, --aws, --profile, --region; see cdcflow --help) "
+    "may come before or after the command."
+)
+app = typer.Typer(
+    help="Provision and operate pipelines through the pipelines API.",
+    no_args_is_help=True,
+    cls=OptionsAfterCommand,
+    callback=connection_options,
+)
+app.add_typer(commands)
 # Lines are not wrapped (tables still fit the width): an error's cause stays on one line, whole.
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-ApiUrlOption = Annotated[
-    str | None,
-    typer.Option(
-        "--api-url",
-        envvar="CDCFLOW_API_URL",
-        show_default=False,
-        help=f"The pipelines API (default: {DEFAULT_API_URL}, the local API; required with --aws/--profile)",
-    ),
-]
-SfnEndpointOption = Annotated[
-    str | None,
-    typer.Option(
-        "--sfn-endpoint",
-        envvar="CDCFLOW_SFN_ENDPOINT",
-        show_default=False,
-        help=f"The Step Functions endpoint (default: {DEFAULT_SFN_ENDPOINT}, the local engine; AWS with --aws/--profile)",
-    ),
-]
-AwsOption = Annotated[bool, typer.Option("--aws", help="Use AWS, with boto3's normal credential resolution")]
-ProfileOption = Annotated[str | None, typer.Option("--profile", help="The AWS profile to use (implies --aws)")]
-RegionOption = Annotated[str | None, typer.Option("--region", help="The AWS region (default: boto3's)")]
 PipelineIdArgument = Annotated[str, typer.Argument(help="The pipeline id", show_default=False)]
 NoFollowOption = Annotated[bool, typer.Option("--no-follow", help="Return once the execution has started")]
 
@@ -116,19 +111,37 @@ class Connection:
         return stepfunctions_client(self.sfn_endpoint, self.session)
 
 
-def _connect(
-    api_url: str | None, sfn_endpoint: str | None, use_aws: bool, profile: str | None, region: str | None
-) -> Connection:
-    on_aws = use_aws or profile is not None
+def _session(options: ConnectionOptions) -> boto3.Session:
     try:
-        session = boto3.Session(profile_name=profile, region_name=region)
+        return boto3.Session(profile_name=options.profile, region_name=options.region)
     except ProfileNotFound as error:
         raise BadInput(str(error)) from None
-    if on_aws:
-        if not api_url:
-            raise BadInput("--api-url is required with --aws or --profile (the deployed API's invoke URL)")
-        return Connection(PipelinesApi(api_url, session=session), sfn_endpoint, session)
-    return Connection(PipelinesApi(api_url or DEFAULT_API_URL), sfn_endpoint or DEFAULT_SFN_ENDPOINT, session)
+
+
+def _local_session(options: ConnectionOptions) -> boto3.Session:
+    """The local user that signs: the profile asked for (else AWS_PROFILE, else the admin) of the local stack's file."""
+    profile = options.profile or os.environ.get("AWS_PROFILE") or ADMIN_PROFILE
+    try:
+        credentials_file = config_from_env().credentials_file
+    except ValueError as error:
+        raise BadInput(str(error)) from None
+    try:
+        return profile_session(profile, credentials_file=credentials_file, region=options.region)
+    except ProfileNotFound:
+        hint = "" if credentials_file.exists() else " (it does not exist yet: `cdcflow local up` creates it)"
+        raise BadInput(f"no profile {profile!r} in the local credentials file {credentials_file}{hint}") from None
+
+
+def _connect(ctx: typer.Context) -> Connection:
+    options = ConnectionOptions.of(ctx)
+    if options.on_aws:
+        session = _session(options)
+        if not options.api_url:
+            raise BadInput("--api-url is required with --aws (the deployed API's invoke URL)")
+        return Connection(PipelinesApi(options.api_url, session=session), options.sfn_endpoint, session)
+    session = _local_session(options)
+    api = PipelinesApi(options.api_url or DEFAULT_API_URL, session=session)
+    return Connection(api, options.sfn_endpoint or DEFAULT_SFN_ENDPOINT, session)
 
 
 @contextmanager
@@ -223,19 +236,15 @@ def _started(response: dict[str, Any], what: str) -> None:
     )
 
 
-@app.command()
+@commands.command(epilog=CONNECTION_HELP)
 def provision(
+    ctx: typer.Context,
     spec_file: Annotated[Path, typer.Argument(help="The pipeline spec, JSON or YAML", show_default=False)],
     no_follow: NoFollowOption = False,
-    api_url: ApiUrlOption = None,
-    sfn_endpoint: SfnEndpointOption = None,
-    use_aws: AwsOption = False,
-    profile: ProfileOption = None,
-    region: RegionOption = None,
 ) -> None:
     """Provision the pipeline a spec file describes, and follow it step by step until ACTIVE or failed."""
     with _exit_codes():
-        connection = _connect(api_url, sfn_endpoint, use_aws, profile, region)
+        connection = _connect(ctx)
     with _exit_codes(connection):
         response = connection.api.provision(load_spec_file(spec_file))
         _started(response, "provisioning")
@@ -289,25 +298,28 @@ def _details_table(pipeline: dict[str, Any]) -> Table:
     for field in fields:
         if shown.get(field) is not None:
             table.add_row(f"[bold]{field}[/]", escape(str(shown[field])))
+    for alarm in pipeline.get("alarms") or []:
+        colour = {"OK": "green", "ALARM": "red"}.get(alarm.get("state"), "yellow")
+        reason = f" ({alarm['reason']})" if alarm.get("reason") else ""
+        table.add_row(f"[bold]alarm {escape(str(alarm.get('alarm')))}[/]",
+                      f"[{colour}]{escape(str(alarm.get('state')))}[/]{escape(reason)}")
+    if pipeline.get("alarms_error"):
+        table.add_row("[bold]alarms[/]", escape(str(pipeline["alarms_error"])))
     return table
 
 
-@app.command()
+@commands.command(epilog=CONNECTION_HELP)
 def status(
+    ctx: typer.Context,
     pipeline_id: Annotated[
         str | None, typer.Argument(help="One pipeline's details (default: list them all)", show_default=False)
     ] = None,
     status_filter: Annotated[str | None, typer.Option("--status", help="Only pipelines with this status")] = None,
     owner: Annotated[str | None, typer.Option("--owner", help="Only this owner's pipelines")] = None,
-    api_url: ApiUrlOption = None,
-    sfn_endpoint: SfnEndpointOption = None,
-    use_aws: AwsOption = False,
-    profile: ProfileOption = None,
-    region: RegionOption = None,
 ) -> None:
     """A table of pipelines, or one pipeline's status, current step, last error and execution."""
     with _exit_codes():
-        connection = _connect(api_url, sfn_endpoint, use_aws, profile, region)
+        connection = _connect(ctx)
     with _exit_codes(connection):
         if pipeline_id is not None:
             out.print(_details_table(connection.api.describe(pipeline_id)))
@@ -324,26 +336,24 @@ def status(
 
 
 def _execution_of(connection: Connection, pipeline_id: str) -> str:
-    """The pipeline's current execution: its teardown once one has started, else its provisioning."""
+    """The pipeline's current execution: its teardown once one has started, else the pause or resume that holds
+    it, else its provisioning."""
     pipeline = connection.api.describe(pipeline_id)
-    execution_arn = pipeline.get("teardown_execution_arn") or pipeline.get("execution_arn")
+    execution_arn = (pipeline.get("teardown_execution_arn") or pipeline.get("lifecycle_execution_arn")
+                     or pipeline.get("execution_arn"))
     if not execution_arn:
         raise BadInput(f"pipeline {pipeline_id!r} has no execution recorded yet")
     return execution_arn
 
 
-@app.command()
+@commands.command(epilog=CONNECTION_HELP)
 def watch(
+    ctx: typer.Context,
     pipeline_id: PipelineIdArgument,
-    api_url: ApiUrlOption = None,
-    sfn_endpoint: SfnEndpointOption = None,
-    use_aws: AwsOption = False,
-    profile: ProfileOption = None,
-    region: RegionOption = None,
 ) -> None:
     """Follow a pipeline's current execution step by step (replaying it if it has ended)."""
     with _exit_codes():
-        connection = _connect(api_url, sfn_endpoint, use_aws, profile, region)
+        connection = _connect(ctx)
     with _exit_codes(connection):
         execution_arn = _execution_of(connection, pipeline_id)
         out.print(escape(f"execution {execution_arn}"))
@@ -351,18 +361,14 @@ def watch(
     raise typer.Exit(code)
 
 
-@app.command()
+@commands.command(epilog=CONNECTION_HELP)
 def history(
+    ctx: typer.Context,
     pipeline_id: PipelineIdArgument,
-    api_url: ApiUrlOption = None,
-    sfn_endpoint: SfnEndpointOption = None,
-    use_aws: AwsOption = False,
-    profile: ProfileOption = None,
-    region: RegionOption = None,
 ) -> None:
     """The events of a pipeline's current execution, as a table."""
     with _exit_codes():
-        connection = _connect(api_url, sfn_endpoint, use_aws, profile, region)
+        connection = _connect(ctx)
     with _exit_codes(connection):
         execution_arn = _execution_of(connection, pipeline_id)
         table = Table("#", "TIME", "ELAPSED", "EVENT", "STATE", "DETAIL", title=execution_arn)
@@ -378,24 +384,85 @@ def history(
         out.print(table)
 
 
-@app.command()
+@commands.command(epilog=CONNECTION_HELP)
 def teardown(
+    ctx: typer.Context,
     pipeline_id: PipelineIdArgument,
     keep_topics: Annotated[bool, typer.Option("--keep-topics", help="Keep the pipeline's Kafka topics")] = False,
+    keep_index: Annotated[
+        bool, typer.Option("--keep-index", help="Keep an OpenSearch sink's indices (and the documents in them)")
+    ] = False,
     no_follow: NoFollowOption = False,
-    api_url: ApiUrlOption = None,
-    sfn_endpoint: SfnEndpointOption = None,
-    use_aws: AwsOption = False,
-    profile: ProfileOption = None,
-    region: RegionOption = None,
 ) -> None:
     """Tear a pipeline down (connectors, slot, publication, heartbeat table, user, secret, topics) and follow it."""
     with _exit_codes():
-        connection = _connect(api_url, sfn_endpoint, use_aws, profile, region)
+        connection = _connect(ctx)
     with _exit_codes(connection):
-        response = connection.api.teardown(pipeline_id, keep_topics=keep_topics)
+        response = connection.api.teardown(pipeline_id, keep_topics=keep_topics, keep_index=keep_index)
         _started(response, "tearing down")
         code = EXIT_OK if no_follow else _follow(connection, pipeline_id, response["execution_arn"])
+    raise typer.Exit(code)
+
+
+@commands.command(epilog=CONNECTION_HELP)
+def pause(ctx: typer.Context, pipeline_id: PipelineIdArgument, no_follow: NoFollowOption = False) -> None:
+    """Pause an ACTIVE pipeline's connectors and follow it until PAUSED; its slot keeps the changes made meanwhile."""
+    with _exit_codes():
+        connection = _connect(ctx)
+    with _exit_codes(connection):
+        response = connection.api.pause(pipeline_id)
+        _started(response, "pausing")
+        code = EXIT_OK if no_follow else _follow(connection, pipeline_id, response["execution_arn"])
+    raise typer.Exit(code)
+
+
+@commands.command(epilog=CONNECTION_HELP)
+def resume(ctx: typer.Context, pipeline_id: PipelineIdArgument, no_follow: NoFollowOption = False) -> None:
+    """Resume a PAUSED pipeline's connectors and follow it until a fresh canary reached the sink and it is ACTIVE."""
+    with _exit_codes():
+        connection = _connect(ctx)
+    with _exit_codes(connection):
+        response = connection.api.resume(pipeline_id)
+        _started(response, "resuming")
+        code = EXIT_OK if no_follow else _follow(connection, pipeline_id, response["execution_arn"])
+    raise typer.Exit(code)
+
+
+@commands.command(epilog=CONNECTION_HELP)
+def update(
+    ctx: typer.Context,
+    spec_file: Annotated[Path, typer.Argument(help="The new spec (with --patch: the part that changes), JSON or "
+                                                   "YAML", show_default=False)],
+    patch: Annotated[bool, typer.Option("--patch", help="The file holds only what changes; it is merged over the "
+                                                        "pipeline's spec")] = False,
+    pipeline_id: Annotated[str | None, typer.Option("--pipeline", help="The pipeline to update (default: the "
+                                                                       "file's pipeline_id)")] = None,
+    keep_topics: Annotated[bool, typer.Option("--keep-topics", help="Keep the topics of tables the update "
+                                                                    "removes")] = False,
+    no_follow: NoFollowOption = False,
+) -> None:
+    """Update an ACTIVE pipeline to a new spec (tables added with an incremental snapshot, tables removed,
+    connector settings changed) and follow it step by step; a failure leaves it ACTIVE on its previous spec."""
+    with _exit_codes():
+        connection = _connect(ctx)
+        document = load_spec_file(spec_file)
+        target = pipeline_id or (document.get("pipeline_id") if isinstance(document, dict) else None)
+        if not target:
+            raise BadInput(f"{spec_file} names no pipeline_id; name the pipeline with --pipeline")
+    with _exit_codes(connection):
+        response = connection.api.update(target, document, patch=patch, keep_topics=keep_topics)
+        changes = response.get("changes") or {}
+        for label, key in (("adding", "tables_added"), ("removing", "tables_removed"),
+                           ("Debezium settings", "debezium_changed"), ("sink settings", "sink_changed")):
+            if changes.get(key):
+                out.print(escape(f"{label}: {', '.join(changes[key])}"))
+        if changes.get("sink_tables_left"):
+            out.print(escape(f"sink tables left in place: {', '.join(changes['sink_tables_left'])}"))
+        if "execution_arn" not in response:
+            out.print(escape(response.get("message", "nothing to change")))
+            raise typer.Exit(EXIT_OK)
+        _started(response, "updating")
+        code = EXIT_OK if no_follow else _follow(connection, target, response["execution_arn"])
     raise typer.Exit(code)
 
 
@@ -405,35 +472,27 @@ def _answer(pipeline_id: str, approved: bool, comment: str | None, connection: C
     out.print(f"{'approved' if approved else 'rejected'}: [bold]{escape(pipeline_id)}[/]")
 
 
-@app.command()
+@commands.command(epilog=CONNECTION_HELP)
 def approve(
+    ctx: typer.Context,
     pipeline_id: PipelineIdArgument,
     comment: Annotated[str | None, typer.Option("--comment", help="A note passed to the workflow")] = None,
-    api_url: ApiUrlOption = None,
-    sfn_endpoint: SfnEndpointOption = None,
-    use_aws: AwsOption = False,
-    profile: ProfileOption = None,
-    region: RegionOption = None,
 ) -> None:
     """Approve the step a pipeline's workflow is waiting on (the reboot of an RDS source)."""
     with _exit_codes():
-        connection = _connect(api_url, sfn_endpoint, use_aws, profile, region)
+        connection = _connect(ctx)
     _answer(pipeline_id, True, comment, connection)
 
 
-@app.command()
+@commands.command(epilog=CONNECTION_HELP)
 def reject(
+    ctx: typer.Context,
     pipeline_id: PipelineIdArgument,
     reason: Annotated[str | None, typer.Option("--reason", help="Why; the failure's cause in the workflow")] = None,
-    api_url: ApiUrlOption = None,
-    sfn_endpoint: SfnEndpointOption = None,
-    use_aws: AwsOption = False,
-    profile: ProfileOption = None,
-    region: RegionOption = None,
 ) -> None:
     """Reject the step a pipeline's workflow is waiting on; the workflow rolls the pipeline back."""
     with _exit_codes():
-        connection = _connect(api_url, sfn_endpoint, use_aws, profile, region)
+        connection = _connect(ctx)
     _answer(pipeline_id, False, reason, connection)
 
 
@@ -556,14 +615,19 @@ def render_reconcile_report(report: dict[str, Any], console: Console) -> None:
 
 
 def reconcile_exit_code(report: dict[str, Any]) -> int:
-    """5 when the sweep could not check everything, else 4 when it found drift, else 0."""
+    """6 when a pipeline is BROKEN (its replication slot vanished, was re-created or lost), else 5 when the sweep
+    itself could not check everything, else 4 when it found drift (a pipeline not ACTIVE or whose own dependency
+    is unreachable counts as drift), else 0."""
+    if any(pipeline["status"] == "BROKEN" for pipeline in report["pipelines"]):
+        return EXIT_PIPELINE_BROKEN
     if reconcile_incomplete(report):
         return EXIT_SWEEP_INCOMPLETE
     return EXIT_DRIFT_FOUND if reconcile_findings(report) else EXIT_OK
 
 
-@app.command()
+@commands.command(epilog=CONNECTION_HELP)
 def reconcile(
+    ctx: typer.Context,
     repair: Annotated[
         bool, typer.Option("--repair", help="Delete the orphans found (default: only report them)")
     ] = False,
@@ -577,25 +641,24 @@ def reconcile(
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON instead of tables")] = False,
-    use_aws: Annotated[bool, typer.Option("--aws", help="Invoke the deployed Reconcile Lambda function")] = False,
-    profile: ProfileOption = None,
-    region: RegionOption = None,
 ) -> None:
     """Run one reconciliation sweep and report pipelines, orphans, stuck executions and errors.
 
     Restarts FAILED connectors and re-aligns publications; deletes orphans only
     with --repair. Locally it runs in this process against the local stack;
-    with --aws/--profile it invokes the deployed Reconcile function and waits
+    with --aws it invokes the deployed Reconcile function and waits
     for its report. Exit codes: 0 healthy; 4 drift found; 5 something could
-    not be checked; 3 the registry or the function could not be reached.
+    not be checked; 6 a pipeline is BROKEN (its slot vanished, was re-created
+    or lost: see docs/runbooks.md#slot-broken); 3 the registry or the
+    function could not be reached.
     """
     if only and not repair:
         err.print("[red]error:[/] --only chooses which orphans --repair deletes; give --repair too")
         raise typer.Exit(EXIT_BAD_INPUT)
-    on_aws = use_aws or profile is not None
+    options = ConnectionOptions.of(ctx)
     with _exit_codes():
-        if on_aws:
-            report = _reconcile_on_aws(repair, only, profile, region)
+        if options.on_aws:
+            report = _reconcile_on_aws(repair, only, options)
         else:
             report = _reconcile_locally(repair, only)
     if as_json:
@@ -605,11 +668,8 @@ def reconcile(
     raise typer.Exit(reconcile_exit_code(report))
 
 
-def _reconcile_on_aws(repair: bool, only: list[str] | None, profile: str | None, region: str | None) -> dict:
-    try:
-        session = boto3.Session(profile_name=profile, region_name=region)
-    except ProfileNotFound as error:
-        raise BadInput(str(error)) from None
+def _reconcile_on_aws(repair: bool, only: list[str] | None, options: ConnectionOptions) -> dict:
+    session = _session(options)
     try:
         return reconcile_on_aws(session, repair=repair, repair_only=only)
     except (ClientError, BotoCoreError) as error:
@@ -635,7 +695,9 @@ def local_stack_environment() -> dict[str, str]:
         config = config_from_env()
     except ValueError as error:
         raise BadInput(str(error)) from None
-    not_up = [service.name for service in cdcflow.local.status(config) if service.state != "up"]
+    # An optional service (OpenSearch) that was never started is not missing; one started and unhealthy is.
+    not_up = [service.name for service in cdcflow.local.status(config)
+              if service.state != "up" and not (service.optional and service.state == "down")]
     if not_up:
         raise ServiceUnreachable(
             f"the local stack is not running ({', '.join(not_up)} not up); `cdcflow local up` starts it"

@@ -1,8 +1,10 @@
 """Alarms, the topic they notify, and the operations dashboard.
 
-Alarms (each notifies the topic, missing data counts as healthy):
+Alarms (each notifies the topic, missing data counts as healthy; the
+pipelines' own alarms, which ProvisionPipeline creates, notify it too):
 per state machine, any failed or timed-out execution in 5 minutes; per
-function, any error in 5 minutes. Subscribe people or a pager to
+function, any error in 5 minutes; per dead-letter queue, any message in it
+(a scheduled run that failed after its retries). Subscribe people or a pager to
 `AlarmTopicArn` (a stack output).
 """
 
@@ -17,6 +19,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
@@ -31,6 +34,7 @@ class Observability(Construct):
         *,
         state_machines: Mapping[str, sfn.StateMachine],
         functions: Mapping[str, lambda_.Function],
+        dead_letters: Mapping[str, sqs.IQueue] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         # A key of our own: CloudWatch cannot publish to a topic under the AWS-managed SNS key.
@@ -66,6 +70,10 @@ class Observability(Construct):
         for key, function in functions.items():
             alarm(f"{key}Errors", function.metric_errors(period=PERIOD, statistic="Sum"),
                   f"The {key} function raised errors")
+        for key, queue in (dead_letters or {}).items():
+            alarm(f"{key}FailedRuns", queue.metric_approximate_number_of_messages_visible(
+                period=PERIOD, statistic="Maximum"),
+                f"A {key} run failed after its retries: its event and error are in the queue")
 
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name="cdcflow")
         self.dashboard.add_widgets(
@@ -97,3 +105,13 @@ class Observability(Construct):
                       for key, function in functions.items()],
             ),
         )
+
+    def allow_pipeline_alarms(self, alarm_arns: str) -> None:
+        """Let the pipelines' alarms (created at run time, not by this stack) publish to the topic."""
+        self.topic.add_to_resource_policy(iam.PolicyStatement(
+            sid="PipelineAlarmsPublish",
+            principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+            actions=["sns:Publish"],
+            resources=[self.topic.topic_arn],
+            conditions={"ArnLike": {"aws:SourceArn": alarm_arns}},
+        ))

@@ -46,3 +46,36 @@ class SecretNotFound(StepError):
 
 class AuthenticationFailed(StepError):
     """The database rejected the credentials of a referenced secret."""
+
+
+# Pre-flight: a spec pointing at something that does not answer or refuses, named before anything is created.
+class SourceUnreachable(StepError):
+    """The source database did not answer at the host and port the spec names."""
+
+
+class SinkUnreachable(StepError):
+    """The sink database did not answer at the host and port the spec names."""
+
+
+class SourceTlsRejected(StepError):
+    """The TLS handshake with the source database failed: its certificate is not from the CA, or names another host."""
+
+
+class SinkTlsRejected(StepError):
+    """The TLS handshake with the sink database failed: its certificate is not from the CA, or names another host."""
+
+
+class SinkDatabaseMissing(StepError):
+    """The sink database the spec names does not exist on its server."""
+
+
+class SinkSchemaNotPermitted(StepError):
+    """The sink schema is missing and the sink's role may not create it."""
+
+
+class KafkaUnreachable(StepError):
+    """No Kafka broker answered at the bootstrap servers the spec names."""
+
+
+class ConnectUnreachable(StepError):
+    """The Kafka Connect REST API did not answer at the URL the spec names."""

@@ -20,6 +20,13 @@ from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 
 from lambdas.errors import KafkaUnavailable, StepError
+from lambdas.kafka_security import (
+    KafkaSecurity,
+    admin_client_options,
+    classify_failure,
+    connection_failures,
+    kafka_security,
+)
 from lambdas.spec import PipelineSpec
 
 logger = logging.getLogger(__name__)
@@ -39,10 +46,11 @@ class TopicRequestRejected(StepError):
 
 
 def pipeline_topics(spec: PipelineSpec) -> list[str]:
-    """Every topic the pipeline uses: one per captured table, the heartbeat table's, and Debezium's heartbeat topic."""
+    """Every topic the pipeline uses: one per captured table, the heartbeat and signal tables', Debezium's
+    heartbeat topic and its notification topic (incremental snapshot progress)."""
     names = spec.names
-    tables = [*spec.source.tables, names.heartbeat_qualified]
-    return [*(names.table_topic(table) for table in tables), names.heartbeat_topic]
+    tables = [*spec.source.tables, names.heartbeat_qualified, names.signal_qualified]
+    return [*(names.table_topic(table) for table in tables), names.heartbeat_topic, names.notification_topic]
 
 
 def desired_topic_configs(spec: PipelineSpec) -> dict[str, str]:
@@ -50,21 +58,40 @@ def desired_topic_configs(spec: PipelineSpec) -> dict[str, str]:
 
 
 @contextmanager
-def kafka_admin(bootstrap_servers: str) -> Iterator[KafkaAdminClient]:
+def kafka_admin(bootstrap_servers: str, security: KafkaSecurity | None = None) -> Iterator[KafkaAdminClient]:
     """An admin client for the cluster, closed on exit; Kafka's transient failures become `KafkaUnavailable`.
 
-    Blocks for at most about `ADMIN_TIMEOUT_MS` while connecting.
+    `security` (`lambdas.kafka_security`; default PLAINTEXT) says how to
+    authenticate; a refused SASL login is `KafkaAuthenticationFailed` and a
+    refused TLS handshake `KafkaTlsRejected`, both permanent. Blocks for at
+    most about `ADMIN_TIMEOUT_MS` while connecting.
     """
+    security = security or KafkaSecurity()
+    options = admin_client_options(security)
     try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap_servers.split(","),
-            client_id="cdcflow",
-            request_timeout_ms=ADMIN_TIMEOUT_MS,
-            bootstrap_timeout_ms=ADMIN_TIMEOUT_MS,
-        )
-    except kafka_errors.RetriableError as exc:  # kafka-python 3 reports "no broker" as KafkaTimeoutError
+        with connection_failures() as logged:
+            admin = KafkaAdminClient(
+                bootstrap_servers=bootstrap_servers.split(","),
+                client_id="cdcflow",
+                request_timeout_ms=ADMIN_TIMEOUT_MS,
+                bootstrap_timeout_ms=ADMIN_TIMEOUT_MS,
+                **options,
+            )
+    except kafka_errors.KafkaError as exc:
+        named = classify_failure(exc, bootstrap_servers, security, logged)
+        if named is not None:
+            raise named from None
+        if not isinstance(exc, kafka_errors.RetriableError):
+            raise
+        # kafka-python 3 reports "no broker" as KafkaTimeoutError
+        during_login = ""
+        if security.uses_sasl and any("socket disconnected" in message for message in logged):
+            # A broker that does not offer the mechanism, or refuses the login, may just hang up on it.
+            during_login = (f" (it closed the connection during the {security.sasl_mechanism} login: the broker "
+                            f"may not offer {security.sasl_mechanism}, or refused the login)")
         raise KafkaUnavailable(
-            f"Kafka at {bootstrap_servers} did not answer within {ADMIN_TIMEOUT_MS // 1000} s: {type(exc).__name__}"
+            f"Kafka at {bootstrap_servers} did not answer within {ADMIN_TIMEOUT_MS // 1000} s{during_login}: "
+            f"{type(exc).__name__}"
         ) from exc
     try:
         yield admin
@@ -84,7 +111,7 @@ def ensure_topics(spec: PipelineSpec) -> dict[str, Any]:
     Returns `{"topics": [...], "created": [...], "existing": [...]}`.
     """
     topics = pipeline_topics(spec)
-    with kafka_admin(spec.kafka.bootstrap_servers) as admin:
+    with kafka_admin(spec.kafka.bootstrap_servers, kafka_security(spec.kafka)) as admin:
         existing = [topic for topic in topics if topic in set(admin.list_topics())]
         _check_topics(admin, spec, existing)
         missing = [topic for topic in topics if topic not in existing]
@@ -109,7 +136,7 @@ def delete_topics(
     (running again is safe).
     """
     wanted = pipeline_topics(spec)
-    with kafka_admin(spec.kafka.bootstrap_servers) as admin:
+    with kafka_admin(spec.kafka.bootstrap_servers, kafka_security(spec.kafka)) as admin:
         present = [topic for topic in wanted if topic in set(admin.list_topics())]
         if not present:
             return []

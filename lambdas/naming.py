@@ -7,11 +7,15 @@ stays within PostgreSQL's 63-byte identifier limit and needs no escaping
 beyond `psycopg.sql.Identifier`.
 """
 
+import re
 from dataclasses import dataclass
 
 PLATFORM_PREFIX = "cdcflow"
 HEARTBEAT_SCHEMA = "cdcflow"
 HEARTBEAT_TOPIC_PREFIX = "__debezium-heartbeat"
+NOTIFICATION_TOPIC_PREFIX = "__debezium-notification"
+# What Debezium's topic naming replaces with `_` (AbstractTopicNamingStrategy: a topic is [a-zA-Z0-9._-]).
+_TOPIC_UNSAFE = re.compile(r"[^a-zA-Z0-9._-]")
 
 
 @dataclass(frozen=True)
@@ -57,12 +61,30 @@ class PipelineNames:
         return f"{self.topic_prefix}.{self.pipeline_id}"
 
     def table_topic(self, qualified_table: str) -> str:
-        """Debezium's topic for `schema.table`: `<topic.prefix>.<schema>.<table>`."""
-        return f"{self.debezium_topic_prefix}.{qualified_table}"
+        """Debezium's topic for `schema.table`: `<topic.prefix>.<schema>.<table>`.
+
+        As Debezium names it: a character a topic name may not hold (a space)
+        becomes `_`; letters keep their case.
+        """
+        return _TOPIC_UNSAFE.sub("_", f"{self.debezium_topic_prefix}.{qualified_table}")
 
     @property
     def heartbeat_topic(self) -> str:
         return f"{HEARTBEAT_TOPIC_PREFIX}.{self.debezium_topic_prefix}"
+
+    @property
+    def signal_table(self) -> str:
+        """Debezium's signal table (`signal.data.collection`): cdcflow writes `execute-snapshot` signals there."""
+        return f"signal_{self.pipeline_id}"
+
+    @property
+    def signal_qualified(self) -> str:
+        return f"{HEARTBEAT_SCHEMA}.{self.signal_table}"
+
+    @property
+    def notification_topic(self) -> str:
+        """The topic Debezium's sink notification channel writes to (snapshot progress)."""
+        return f"{NOTIFICATION_TOPIC_PREFIX}.{self.debezium_topic_prefix}"
 
     def sink_table(self, qualified_table: str) -> str:
         """The sink-side table for a captured `schema.table`: `<schema>_<table>`, in the sink's schema."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -29,6 +30,7 @@ PARTITION_KEY = "pipeline_id"
 STATUS_INDEX = "by-status"
 STATUS_ATTRIBUTE = "status"
 TASK_TOKEN_ATTRIBUTE = "approval_task_token"
+RESOURCES_LEFT_ATTRIBUTE = "resources_left"
 # Step Functions causes run to 32 KB; the registry keeps the start, which names the problem.
 MAX_CAUSE_CHARS = 4096
 DEFAULT_PAGE_SIZE = 50
@@ -44,12 +46,29 @@ class PipelineStatus(StrEnum):
     ACTIVE = "ACTIVE"
     FAILED = "FAILED"
     DEGRADED = "DEGRADED"
+    PAUSED = "PAUSED"
+    # The replication slot vanished, was re-created or was invalidated (reconciliation decides): changes may be
+    # lost, so the pipeline stays BROKEN until a re-snapshot rebuilds it or a teardown removes it.
+    BROKEN = "BROKEN"
     DELETING = "DELETING"
     DELETED = "DELETED"
 
 
 # A pipeline in one of these states may be provisioned again by its owner.
 REPROVISIONABLE = frozenset({PipelineStatus.DELETED, PipelineStatus.FAILED})
+# The lifecycle workflows (PausePipeline, ResumePipeline) and the one status transition each may make.
+LIFECYCLE_TRANSITIONS = {
+    "pause": (PipelineStatus.ACTIVE, PipelineStatus.PAUSED),
+    "resume": (PipelineStatus.PAUSED, PipelineStatus.ACTIVE),
+    "update": (PipelineStatus.ACTIVE, PipelineStatus.ACTIVE),  # UpdatePipeline: a new spec, or the old one kept
+}
+# The statuses a lifecycle execution may find when it records its outcome (reconciliation may degrade an ACTIVE one).
+LIFECYCLE_HOLDABLE = frozenset({PipelineStatus.ACTIVE, PipelineStatus.PAUSED, PipelineStatus.DEGRADED})
+LIFECYCLE_EXECUTION_ATTRIBUTE = "lifecycle_execution_arn"
+LIFECYCLE_ACTION_ATTRIBUTE = "lifecycle_action"
+SPEC_HISTORY_ATTRIBUTE = "spec_history"
+# The spec history keeps the newest entries that fit in this many characters of JSON (an item holds 400 KB).
+MAX_SPEC_HISTORY_CHARS = 160 * 1024
 
 
 class PipelineNotRegistered(StepError):
@@ -70,6 +89,26 @@ class RegistryEntry:
     current_step: str | None = None
     last_error: dict[str, str] | None = None
     slot_lag_bytes: int | None = None  # written by reconciliation; None until a sweep measured it
+    # Written by a rollback: {"execution_arn": <the provisioning it undid>, "compensations": [<what may be left>]}.
+    resources_left: dict[str, Any] | None = None
+    requested_by: str | None = None  # the principal whose request started the provisioning
+    # The lifecycle execution (pause, resume) that holds the pipeline, until it finishes; see `claim_lifecycle`.
+    lifecycle_execution_arn: str | None = None
+    lifecycle_action: str | None = None
+    # The specs the pipeline ran on before its current one, oldest first: {"spec", "at", "by"}, where `at` is
+    # when that spec was replaced and `by` the principal whose update replaced it (see `finish_lifecycle`).
+    spec_history: tuple[dict[str, Any], ...] = ()
+
+    def recorded_left(self) -> list[str] | None:
+        """The compensations that may still have something to undo, as the current execution's rollback recorded.
+
+        None when no rollback of the current execution left a record (an ACTIVE
+        pipeline, a provisioning that was stopped): then everything may exist.
+        """
+        record = self.resources_left
+        if not isinstance(record, dict) or record.get("execution_arn") != self.execution_arn:
+            return None
+        return [str(name) for name in record.get("compensations") or []]
 
     def to_dict(self) -> dict[str, Any]:
         """The entry as a JSON object (for the API and the state machines)."""
@@ -86,6 +125,9 @@ class RegistryEntry:
             "updated_at": self.updated_at,
             "version": self.version,
             "slot_lag_bytes": self.slot_lag_bytes,
+            "requested_by": self.requested_by,
+            "lifecycle_execution_arn": self.lifecycle_execution_arn,
+            "spec_history": list(self.spec_history),
         }
 
 
@@ -129,6 +171,12 @@ def _entry(item: dict[str, Any]) -> RegistryEntry:
         current_step=document.get("current_step"),
         last_error=document.get("last_error"),
         slot_lag_bytes=None if document.get("slot_lag_bytes") is None else int(document["slot_lag_bytes"]),
+        requested_by=document.get("requested_by"),
+        resources_left=document.get(RESOURCES_LEFT_ATTRIBUTE),
+        lifecycle_execution_arn=document.get(LIFECYCLE_EXECUTION_ATTRIBUTE),
+        lifecycle_action=document.get(LIFECYCLE_ACTION_ATTRIBUTE),
+        spec_history=tuple(json.loads(document[SPEC_HISTORY_ATTRIBUTE])) if document.get(SPEC_HISTORY_ATTRIBUTE)
+        else (),
     )
 
 
@@ -150,7 +198,7 @@ def _ownership_conflict(existing: RegistryEntry, spec: PipelineSpec) -> Pipeline
     )
 
 
-def register(spec: PipelineSpec, execution_arn: str) -> RegistryEntry:
+def register(spec: PipelineSpec, execution_arn: str, requested_by: str | None = None) -> RegistryEntry:
     """Claim `spec.pipeline_id` for `spec.owner` and execution `execution_arn`; return the entry.
 
     Succeeds when the id is free; when the entry already records this spec and
@@ -175,6 +223,8 @@ def register(spec: PipelineSpec, execution_arn: str) -> RegistryEntry:
             "updated_at": now,
             "version": 1,
         }
+        if requested_by is not None:
+            item["requested_by"] = requested_by
         try:
             client.put_item(
                 TableName=table_name(),
@@ -194,24 +244,28 @@ def register(spec: PipelineSpec, execution_arn: str) -> RegistryEntry:
             return existing
         if existing.status not in REPROVISIONABLE or existing.owner != spec.owner:
             raise _ownership_conflict(existing, spec)
-        reclaimed = _reclaim(existing, spec, fingerprint, execution_arn, now)
+        reclaimed = _reclaim(existing, spec, fingerprint, execution_arn, now, requested_by)
         if reclaimed is not None:
             return reclaimed
     raise PipelineAlreadyOwned(f"pipeline {spec.pipeline_id!r} is being claimed concurrently by another request")
 
 
 def _reclaim(
-    existing: RegistryEntry, spec: PipelineSpec, fingerprint: str, execution_arn: str, now: str
+    existing: RegistryEntry, spec: PipelineSpec, fingerprint: str, execution_arn: str, now: str,
+    requested_by: str | None,
 ) -> RegistryEntry | None:
     """Start a DELETED or FAILED entry over for a new execution; None if it changed meanwhile."""
+    requester = (", requested_by = :requested_by", {"requested_by": requested_by}) if requested_by else ("", {})
     try:
         response = aws.client("dynamodb").update_item(
             TableName=table_name(),
             Key=_key(spec.pipeline_id),
             UpdateExpression=(
                 "SET #spec = :spec, spec_fingerprint = :fingerprint, #status = :status, "
-                "execution_arn = :execution_arn, updated_at = :now, #version = #version + :one "
-                "REMOVE current_step, last_error, " + TASK_TOKEN_ATTRIBUTE
+                "execution_arn = :execution_arn, updated_at = :now, #version = #version + :one" + requester[0] +
+                " REMOVE current_step, last_error, " + TASK_TOKEN_ATTRIBUTE + ", " + RESOURCES_LEFT_ATTRIBUTE +
+                ", " + LIFECYCLE_EXECUTION_ATTRIBUTE + ", " + LIFECYCLE_ACTION_ATTRIBUTE +
+                ", " + SPEC_HISTORY_ATTRIBUTE
             ),
             ConditionExpression="#version = :version",
             ExpressionAttributeNames={"#spec": "spec", "#status": STATUS_ATTRIBUTE, "#version": "version"},
@@ -223,6 +277,7 @@ def _reclaim(
                 now=now,
                 one=1,
                 version=existing.version,
+                **requester[1],
             ),
             ReturnValues="ALL_NEW",
         )
@@ -276,8 +331,12 @@ def mark(
     error: str | None = None,
     cause: str | None = None,
     expected_execution_arn: str | None = None,
+    resources_left: tuple[str, list[str]] | None = None,
 ) -> RegistryEntry:
     """Record `status` (and the current step and last error, when given); return the updated entry.
+
+    `resources_left` is `(execution_arn, compensations)`: what a rollback of
+    that execution could not undo (see `RegistryEntry.recorded_left`).
 
     With `expected_execution_arn`, the write only happens while that execution
     holds the entry (`PipelineAlreadyOwned` otherwise), so a stale execution
@@ -289,12 +348,170 @@ def mark(
         changes["current_step"] = current_step
     if error is not None or cause is not None:
         changes["last_error"] = {"error": error or "", "cause": redact(cause or "")[:MAX_CAUSE_CHARS]}
+    if resources_left is not None:
+        execution_arn, compensations = resources_left
+        changes[RESOURCES_LEFT_ATTRIBUTE] = {"execution_arn": execution_arn, "compensations": list(compensations)}
     return _update(pipeline_id, changes, expected_execution_arn)
+
+
+class LifecycleConflict(StepError):
+    """The pipeline is not in the status a lifecycle workflow needs, or another lifecycle execution holds it."""
+
+
+def claim_lifecycle(entry: RegistryEntry, action: str, execution_arn: str) -> RegistryEntry:
+    """Record `execution_arn` as the lifecycle execution (`action`: pause or resume) that holds the pipeline.
+
+    The write is conditional on the entry's `version`: it only happens while
+    the entry is exactly `entry` (read by the caller, who checked its status
+    and that no other lifecycle execution runs), so of two concurrent claims
+    one wins and the other gets `LifecycleConflict`. Raises `ValueError` for
+    an unknown action.
+    """
+    if action not in LIFECYCLE_TRANSITIONS:
+        raise ValueError(f"no lifecycle action {action!r} (known: {', '.join(LIFECYCLE_TRANSITIONS)})")
+    try:
+        response = aws.client("dynamodb").update_item(
+            TableName=table_name(),
+            Key=_key(entry.pipeline_id),
+            UpdateExpression="SET #arn = :arn, #action = :action, updated_at = :now, #version = #version + :one",
+            ConditionExpression="#version = :version",
+            ExpressionAttributeNames={"#arn": LIFECYCLE_EXECUTION_ATTRIBUTE, "#action": LIFECYCLE_ACTION_ATTRIBUTE,
+                                      "#version": "version"},
+            ExpressionAttributeValues=_values(arn=execution_arn, action=action, now=_now(), one=1,
+                                              version=entry.version),
+            ReturnValues="ALL_NEW",
+        )
+    except ClientError as exc:
+        if not _condition_failed(exc):
+            raise
+        raise LifecycleConflict(
+            f"pipeline {entry.pipeline_id!r} changed while its {action} was being requested; try again"
+        ) from None
+    return _entry(response["Attributes"])
+
+
+def bounded_history(history: list[dict[str, Any]], limit: int = MAX_SPEC_HISTORY_CHARS) -> list[dict[str, Any]]:
+    """The newest entries of `history` (oldest first) whose JSON fits in `limit` characters."""
+    kept: list[dict[str, Any]] = []
+    size = 2
+    for item in reversed(history):
+        size += len(json.dumps(item, sort_keys=True)) + 1
+        if size > limit:
+            break
+        kept.append(item)
+    return list(reversed(kept))
+
+
+def finish_lifecycle(
+    pipeline_id: str, execution_arn: str, status: PipelineStatus | str, error: str | None = None,
+    cause: str | None = None, current_step: str | None = None, new_spec: PipelineSpec | None = None,
+    updated_by: str | None = None,
+) -> RegistryEntry:
+    """Record the outcome of lifecycle execution `execution_arn` and release the pipeline; return the entry.
+
+    `status` must be one the execution's action may leave (its transition's
+    start or end: a failed pause leaves the pipeline ACTIVE, a failed resume
+    PAUSED); with `error`, the entry's last error is set, else cleared.
+    Conditional on the execution still holding the pipeline, and idempotent:
+    a re-run after the release finds the status recorded and returns the
+    entry. Raises `LifecycleConflict` when another execution holds it, the
+    status is not one of the action's, or the pipeline has left ACTIVE, PAUSED
+    and DEGRADED meanwhile (a teardown began: its status stays).
+
+    With `new_spec` (an update that succeeded), the entry's spec becomes it
+    and the spec it replaces joins the spec history with `updated_by` and the
+    time (`bounded_history`); a re-run finds the new spec recorded and
+    changes nothing.
+    """
+    status = PipelineStatus(status)
+    changes: dict[str, Any] = {STATUS_ATTRIBUTE: status.value, "updated_at": _now()}
+    if current_step is not None:
+        changes["current_step"] = current_step
+    if error is not None:
+        changes["last_error"] = {"error": error, "cause": redact(cause or "")[:MAX_CAUSE_CHARS]}
+    names = {f"#{name}": name for name in changes} | {"#version": "version", "#arn": LIFECYCLE_EXECUTION_ATTRIBUTE,
+                                                      "#action": LIFECYCLE_ACTION_ATTRIBUTE}
+    removes = ["#arn", "#action"] + ([] if error is not None else ["last_error"])
+    for _ in range(_WRITE_ATTEMPTS):
+        current = get(pipeline_id)
+        if current is None:
+            raise PipelineNotRegistered(f"pipeline {pipeline_id!r} is not registered")
+        if current.lifecycle_execution_arn != execution_arn:
+            if current.lifecycle_execution_arn is None and current.status is status and (
+                    new_spec is None or current.spec_fingerprint == new_spec.fingerprint()):
+                return current  # released by an earlier run of this step
+            raise LifecycleConflict(f"pipeline {pipeline_id!r} is held by execution "
+                                    f"{current.lifecycle_execution_arn or current.execution_arn}, not {execution_arn}")
+        if current.status not in LIFECYCLE_HOLDABLE:
+            # A teardown started meanwhile: its status is not the lifecycle's to overwrite.
+            raise LifecycleConflict(f"pipeline {pipeline_id!r} became {current.status.value} during execution "
+                                    f"{execution_arn}; its outcome is not recorded")
+        if status not in LIFECYCLE_TRANSITIONS.get(current.lifecycle_action or "", ()):
+            raise LifecycleConflict(f"a {current.lifecycle_action} may not leave pipeline {pipeline_id!r} "
+                                    f"{status.value}")
+        if new_spec is not None:
+            replaced = {"spec": current.spec, "at": changes["updated_at"], "by": updated_by}
+            changes.update({
+                "spec": json.dumps(new_spec.to_dict(), sort_keys=True),
+                "spec_fingerprint": new_spec.fingerprint(),
+                SPEC_HISTORY_ATTRIBUTE: json.dumps(bounded_history([*current.spec_history, replaced])),
+            })
+            names.update({"#spec": "spec", "#spec_fingerprint": "spec_fingerprint",
+                          f"#{SPEC_HISTORY_ATTRIBUTE}": SPEC_HISTORY_ATTRIBUTE})
+        try:
+            response = aws.client("dynamodb").update_item(
+                TableName=table_name(),
+                Key=_key(pipeline_id),
+                UpdateExpression="SET " + ", ".join(f"#{name} = :{name}" for name in changes) +
+                                 ", #version = #version + :one REMOVE " + ", ".join(removes),
+                ConditionExpression="#arn = :arn AND #version = :version",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=_values(**changes, arn=execution_arn, one=1, version=current.version),
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if _condition_failed(exc):
+                continue  # a concurrent write (reconciliation's observations): read again
+            raise
+        return _entry(response["Attributes"])
+    raise LifecycleConflict(f"pipeline {pipeline_id!r} kept changing while execution {execution_arn} recorded its end")
 
 
 def set_step(pipeline_id: str, step: str) -> RegistryEntry:
     """Record the step the pipeline's workflow is in; return the updated entry."""
     return _update(pipeline_id, {"current_step": step})
+
+
+# A workflow step records itself only while the workflow holds the entry in one of these states.
+STEP_TRACKED_STATUSES = (PipelineStatus.PROVISIONING, PipelineStatus.DELETING)
+# The attributes `record_step` touches (status is only read, in its condition): IAM's `dynamodb:Attributes`
+# condition holds a step function to exactly these.
+STEP_ATTRIBUTES = ("pipeline_id", "status", "current_step", "updated_at", "version")
+
+
+def record_step(pipeline_id: str, step: str) -> bool:
+    """Record `step` as the pipeline's current step while it is PROVISIONING or DELETING; True if written.
+
+    Best effort and cheap (one conditional write, no read, nothing returned): a
+    pipeline that is not registered, has reached ACTIVE or FAILED, or a registry
+    that cannot be written leaves the entry as it is and returns False. Never raises.
+    """
+    try:
+        aws.client("dynamodb").update_item(
+            TableName=table_name(),
+            Key=_key(pipeline_id),
+            UpdateExpression="SET current_step = :step, updated_at = :now, #version = #version + :one",
+            ConditionExpression="#status IN (" + ", ".join(f":s{i}" for i in range(len(STEP_TRACKED_STATUSES))) + ")",
+            ExpressionAttributeNames={"#status": STATUS_ATTRIBUTE, "#version": "version"},
+            ExpressionAttributeValues=_values(
+                step=step, now=_now(), one=1,
+                **{f"s{i}": status.value for i, status in enumerate(STEP_TRACKED_STATUSES)},
+            ),
+            ReturnValues="NONE",
+        )
+    except Exception:  # noqa: BLE001 - the step's own work matters more than its progress record
+        return False
+    return True
 
 
 def get(pipeline_id: str) -> RegistryEntry | None:
@@ -324,8 +541,9 @@ def list_entries(
     owner: str | None = None,
     limit: int = DEFAULT_PAGE_SIZE,
     start_key: str | None = None,
+    owners: Collection[str] | None = None,
 ) -> RegistryPage:
-    """One page of at most `limit` entries, optionally only those with `status` and/or `owner`.
+    """One page of at most `limit` entries, optionally only those with `status`, `owner` and/or one of `owners`.
 
     By status, the `by-status` index is queried (ordered by pipeline id);
     otherwise the table is scanned. Pass the page's `next_key` as `start_key`
@@ -342,10 +560,19 @@ def list_entries(
         request["KeyConditionExpression"] = "#status = :status"
         names["#status"] = STATUS_ATTRIBUTE
         values["status"] = PipelineStatus(status).value
+    filters = []
     if owner is not None:
-        request["FilterExpression"] = "#owner = :owner"
-        names["#owner"] = "owner"
+        filters.append("#owner = :owner")
         values["owner"] = owner
+    if owners is not None:
+        if not owners:
+            return RegistryPage(entries=[], next_key=None)
+        allowed = {f"owner{index}": team for index, team in enumerate(sorted(owners))}
+        filters.append(f"#owner IN ({', '.join(':' + key for key in allowed)})")
+        values.update(allowed)
+    if filters:
+        request["FilterExpression"] = " AND ".join(filters)
+        names["#owner"] = "owner"
     if names:
         request["ExpressionAttributeNames"] = names
         request["ExpressionAttributeValues"] = _values(**values)

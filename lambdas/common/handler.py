@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import time
 from collections.abc import Callable
 from typing import Any, overload
@@ -118,6 +119,33 @@ def _wrap(function: StepFunction, idempotent: bool) -> LambdaHandler:
     return tracer.capture_lambda_handler(handler, capture_response=False)
 
 
+def _record_progress(pipeline_id: str, event: dict[str, Any]) -> None:
+    """Let the registry's `current_step` follow the execution live (best effort, never fails the step)."""
+    state_name = event.get("state_name")
+    if isinstance(state_name, str) and state_name and os.environ.get("REGISTRY_TABLE"):
+        from lambdas import registry  # here, not at the top: lambdas.registry imports lambdas.common
+
+        registry.record_step(pipeline_id, state_name)
+
+
+# The errors of a dependency that cannot be reached or logged into.
+UNREACHABLE_ERRORS = frozenset({
+    "DatabaseUnavailable", "AuthenticationFailed", "KafkaUnavailable", "ConnectUnavailable",
+    "SinkUnavailable",
+})
+
+
+def _never_created(event: Any, step: str, error: BaseException) -> bool:
+    """Whether `error` is an unreachable dependency of a compensation the task says has nothing left to undo.
+
+    Teardown compensations carry `resources_left`: the compensations a
+    rollback recorded as possibly left (None: no record, everything may exist).
+    """
+    if not isinstance(event, dict) or not isinstance(event.get("resources_left"), list):
+        return False
+    return step not in event["resources_left"] and type(error).__name__ in UNREACHABLE_ERRORS
+
+
 def _invoke(
     function: StepFunction, event: Any, context: Any, step: str, idempotent: bool, key_prefix: str
 ) -> dict[str, Any]:
@@ -127,6 +155,7 @@ def _invoke(
         _check_payload(event, idempotent)
         spec = parse_spec(event["spec"])
         tracer.put_annotation(key="pipeline_id", value=spec.pipeline_id)
+        _record_progress(spec.pipeline_id, event)
 
         def run() -> dict[str, Any]:
             return _as_json_object(function(spec, event), step)
@@ -140,6 +169,13 @@ def _invoke(
         error = translate(exc)
         redact_exception(exc)
         redact_exception(error)
+        if _never_created(event, step, error):
+            # A teardown's compensation whose resource the rollback's record says was never created: that its
+            # dependency cannot be reached (a wrong port, a missing database) means nothing is there to undo.
+            logger.info("nothing to undo: the dependency is unreachable and the registry records nothing left",
+                        extra={"error": type(error).__name__, "cause": str(error)})
+            emit_step_metric(STEP_SUCCEEDED, step)
+            return {"skipped": f"{type(error).__name__}: {error}", "nothing_left": True}
         failure = {"error": type(error).__name__, "duration_ms": round((time.monotonic() - started) * 1000)}
         if isinstance(error, StepError):
             logger.warning("step failed", extra={**failure, "cause": str(error)})

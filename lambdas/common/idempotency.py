@@ -7,7 +7,8 @@ result, not a second set of side effects. A failed run leaves no record, so a
 retry after a failure runs the step again.
 
 Records live in the DynamoDB table named by `IDEMPOTENCY_TABLE` (partition
-key `id`, TTL attribute `expiration`, as the CDK stack creates it). The
+key `id`, TTL attribute `expiration`: Powertools' defaults, named here once
+for the CDK stack and the local tables). The
 persistence layer is built on first use, so tests can point it at moto or at
 DynamoDB Local (`AWS_ENDPOINT_URL_DYNAMODB`) before any step runs.
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +37,9 @@ from lambdas.errors import StepError
 TABLE_ENV = "IDEMPOTENCY_TABLE"
 DISABLED_ENV = "POWERTOOLS_IDEMPOTENCY_DISABLED"
 IDEMPOTENCY_KEY = "[execution_id, state_name, spec.pipeline_id]"
+# The table's key and TTL attributes: infra/tables.py and cdcflow/local/tables.py create them with these names.
+IDEMPOTENCY_PARTITION_KEY = "id"
+IDEMPOTENCY_TTL_ATTRIBUTE = "expiration"
 # Longer than any execution can last (ProvisionPipeline times out after 48 hours),
 # so a task re-delivered late in an execution still finds its record.
 RECORD_TTL_SECONDS = 3 * 24 * 3600
@@ -69,7 +74,12 @@ def _persistence_layer(key_prefix: str) -> DynamoDBPersistenceLayer:
     with _lock:
         layer = _persistence_layers.get(cache_key)
         if layer is None:
-            layer = DynamoDBPersistenceLayer(table_name=table_name, boto3_client=aws.client("dynamodb"))
+            layer = DynamoDBPersistenceLayer(
+                table_name=table_name,
+                key_attr=IDEMPOTENCY_PARTITION_KEY,
+                expiry_attr=IDEMPOTENCY_TTL_ATTRIBUTE,
+                boto3_client=aws.client("dynamodb"),
+            )
             _persistence_layers[cache_key] = layer
         return layer
 
@@ -109,3 +119,64 @@ def run_once(step: Callable[[], dict[str, Any]], task: dict[str, Any], context: 
         return step()
 
     return run(task=task)
+
+
+def in_progress_until(key_prefix: str, task: dict[str, Any]) -> float | None:
+    """When the in-progress record of `task`'s run of the step with `key_prefix` expires (epoch seconds).
+
+    None when no run of that key is in progress: it finished (a stored
+    result), failed (no record) or never began, or its in-progress record has
+    expired (the function's deadline passed). Reads one item; never writes.
+    """
+    from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyItemNotFoundError
+
+    layer = DynamoDBPersistenceLayer(
+        table_name=os.environ.get(TABLE_ENV) or "", key_attr=IDEMPOTENCY_PARTITION_KEY,
+        expiry_attr=IDEMPOTENCY_TTL_ATTRIBUTE, boto3_client=aws.client("dynamodb"),
+    )
+    layer.configure(IdempotencyConfig(event_key_jmespath=IDEMPOTENCY_KEY, use_local_cache=False), key_prefix=key_prefix)
+    try:
+        record = layer.get_record(task)
+    except IdempotencyItemNotFoundError:
+        return None
+    if record is None or record.status != "INPROGRESS" or record.in_progress_expiry_timestamp is None:
+        return None
+    expires = record.in_progress_expiry_timestamp / 1000
+    return expires if expires > time.time() else None
+
+
+def forget_in_progress_records() -> list[str]:
+    """Delete every in-progress record of the idempotency table; return their ids.
+
+    Only for a runtime that knows every run it started has died (the local
+    engine, starting again after a crash: it runs the steps in its own
+    process). A retry of such a step then runs at once instead of waiting
+    until the dead run's in-progress record expires (the function's timeout,
+    which on AWS is the Lambda timeout after which the run cannot be alive).
+    Records of finished runs are kept. Conditional on the status, so a run
+    that completes meanwhile keeps its record.
+    """
+    client = aws.client("dynamodb")
+    table = os.environ.get(TABLE_ENV)
+    if not table:
+        raise IdempotencyNotConfigured(f"{TABLE_ENV} is not set: it names the idempotency table")
+    forgotten: list[str] = []
+    paginator = client.get_paginator("scan")
+    pages = paginator.paginate(
+        TableName=table, FilterExpression="#status = :in_progress",
+        ExpressionAttributeNames={"#status": "status", "#id": IDEMPOTENCY_PARTITION_KEY},
+        ExpressionAttributeValues={":in_progress": {"S": "INPROGRESS"}}, ProjectionExpression="#id",
+    )
+    for page in pages:
+        for item in page.get("Items", []):
+            try:
+                client.delete_item(
+                    TableName=table, Key={IDEMPOTENCY_PARTITION_KEY: item[IDEMPOTENCY_PARTITION_KEY]},
+                    ConditionExpression="#status = :in_progress",
+                    ExpressionAttributeNames={"#status": "status"},
+                    ExpressionAttributeValues={":in_progress": {"S": "INPROGRESS"}},
+                )
+            except client.exceptions.ConditionalCheckFailedException:
+                continue
+            forgotten.append(item[IDEMPOTENCY_PARTITION_KEY]["S"])
+    return forgotten

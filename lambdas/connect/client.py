@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 
 # (connect, read) seconds: a Lambda step must fail fast and leave the retry to the state machine.
 DEFAULT_TIMEOUT = (3.05, 15.0)
+# How cdcflow's Secrets Manager ConfigProvider ends the errors another try cannot mend (its UNRESOLVABLE).
+UNRESOLVABLE_REFERENCE = "the secret reference cannot be resolved"
 
 
 class ConnectClient:
@@ -128,6 +130,14 @@ class ConnectClient:
         """
         return self._send("DELETE", f"/connectors/{_segment(name)}/offsets", allow={404}).status_code != 404
 
+    def offsets(self, name: str) -> list[dict[str, Any]] | None:
+        """The connector's committed offsets (Kafka 3.5+, KIP-875): `[{"partition", "offset"}, ...]`; None if it
+        does not exist, or the worker does not serve offsets (an older Connect)."""
+        response = self._send("GET", f"/connectors/{_segment(name)}/offsets", allow={404, 405})
+        if response.status_code in (404, 405) or not response.content:
+            return None
+        return list(response.json().get("offsets") or [])
+
     def resume(self, name: str) -> None:
         """Resume a paused connector (asynchronous on Connect's side)."""
         self._send("PUT", f"/connectors/{_segment(name)}/resume")
@@ -178,6 +188,9 @@ class ConnectClient:
         message = redact(_error_message(response), secrets)
         logger.warning("Kafka Connect answered %s %s with %s", method, path, response.status_code)
         where = f"Kafka Connect {method} {path} -> {response.status_code}"
+        if response.status_code >= 500 and UNRESOLVABLE_REFERENCE in message:
+            # The worker's ConfigProvider cannot read a secret the config references: no retry mends that.
+            raise ConnectorConfigInvalid(f"{where}: {message}")
         if response.status_code == 409 or response.status_code >= 500:
             raise ConnectUnavailable(f"{where}: {message}")
         if response.status_code == 400:

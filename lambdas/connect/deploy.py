@@ -13,12 +13,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from lambdas.connect.client import ConnectClient
+from lambdas.connect.client import UNRESOLVABLE_REFERENCE, ConnectClient
 from lambdas.connect.errors import ConnectorConfigInvalid, ConnectorFailed, ConnectorNotFound, ConnectorNotReady
-from lambdas.connect.readiness import attempts_exhausted, next_wait_seconds
 from lambdas.connect.traces import MAX_SUMMARY_CHARS, summarise_trace
 from lambdas.errors import ConnectUnavailable
 from lambdas.spec import PipelineSpec
+from lambdas.wait_loop import Schedule, next_round, settle
 
 logger = logging.getLogger(__name__)
 
@@ -63,11 +63,20 @@ def put_connector(client: ConnectClient, name: str, config: Mapping[str, str]) -
 
     Idempotent: when the stored config already equals `config`, nothing is
     sent, so a running connector is not restarted; the result says whether
-    anything changed. The result holds no config values (they include a password).
+    anything changed. The result holds no config values.
+
+    An unchanged config may still resolve to new values: it holds secret
+    references, which the worker reads when it starts the connector. So an
+    unchanged connector that FAILED (say, while its secret was missing) is
+    restarted, with its failed tasks, and the result says `restarted`.
     """
     stored = client.get_config(name)
     desired = {key: str(value) for key, value in config.items()}
     if stored is not None and _without_name(stored) == _without_name(desired):
+        if connector_readiness(client, name).state == "FAILED":
+            client.restart(name, include_tasks=True, only_failed=True)
+            logger.info("Connector %s had FAILED with this config: restarted", name)
+            return {"connector": name, "changed": False, "created": False, "restarted": True}
         return {"connector": name, "changed": False, "created": False}
     client.put_config(name, desired)
     logger.info("Connector %s %s", name, "created" if stored is None else "reconfigured")
@@ -104,29 +113,30 @@ def connector_readiness(client: ConnectClient, name: str) -> Readiness:
     return Readiness("PENDING", connector_state, tasks)
 
 
-def check_connector(client: ConnectClient, name: str, attempt: int) -> dict[str, Any]:
+def check_connector(
+    client: ConnectClient, name: str, attempt: int, schedule: Schedule, *, sleep: Callable[[float], None] = time.sleep
+) -> dict[str, Any]:
     """One Check of a connector wait-loop; `attempt` is the number of checks made before this one.
 
-    Returns `{"ready", "attempt": attempt + 1, "wait_seconds", "state"}`, the
-    shape the loop's Choice and Wait read. Raises `ConnectorFailed` (with the
-    redacted trace summary) when the connector or a task FAILED, and
-    `ConnectorNotReady` when it is still pending after the last allowed check.
+    Settles for up to the schedule's settle time (a connector usually starts
+    within it). Returns `{"ready", "attempt": attempt + 1, "wait_seconds",
+    "state"}`, the shape the loop's Choice and Wait read. Raises
+    `ConnectorFailed` (with the redacted trace summary) when the connector or
+    a task FAILED, and `ConnectorNotReady` when it is still pending after the
+    last allowed check.
     """
-    readiness = connector_readiness(client, name)
+    readiness = settle(lambda: connector_readiness(client, name), lambda seen: seen.state != "PENDING", schedule,
+                       sleep=sleep)
     if readiness.state == "FAILED":
         raise ConnectorFailed(f"connector {name} failed: {readiness.trace_summary}")
-    attempt += 1
-    if readiness.state == "PENDING" and attempts_exhausted(attempt):
+
+    def gave_up(checks: int) -> ConnectorNotReady:
         task_states = ", ".join(f"task {t.task_id} {t.state}" for t in readiness.tasks) or "no tasks"
-        raise ConnectorNotReady(
-            f"connector {name} not RUNNING after {attempt} checks: connector {readiness.connector_state}, {task_states}"
+        return ConnectorNotReady(
+            f"connector {name} not RUNNING after {checks} checks: connector {readiness.connector_state}, {task_states}"
         )
-    return {
-        "ready": readiness.state == "RUNNING",
-        "attempt": attempt,
-        "wait_seconds": next_wait_seconds(attempt),
-        "state": readiness.state,
-    }
+
+    return next_round(readiness.state == "RUNNING", attempt, schedule, gave_up, state=readiness.state)
 
 
 def delete_connector(
@@ -186,7 +196,7 @@ def forget_offsets(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> bool:
-    """Stop connector `name` and delete its stored offsets; True if it existed.
+    """Stop connector `name` and delete its stored offsets; True if it existed and its offsets were reset.
 
     Connect keeps a deleted connector's offsets, and a connector created
     later under the same name would resume from them: Debezium would skip
@@ -195,6 +205,13 @@ def forget_offsets(
     reset while the stop (and the rebalance it causes) completes. Idempotent;
     raises `ConnectUnavailable` if the reset is still refused after
     `timeout_seconds`.
+
+    The worker resolves the config's secret references to reset offsets. When
+    a referenced secret is gone (deleted out of order, a local moto server
+    restarted) no retry can reset them: the offsets are left, with a warning,
+    so the connector can still be deleted, and False is returned. (Connect
+    validates every config put, so the reference cannot be swapped for a
+    stand-in either: validation would log in with it.)
     """
     if not client.stop(name):
         return False
@@ -204,6 +221,9 @@ def forget_offsets(
             client.reset_offsets(name)
             return True
         except (ConnectUnavailable, ConnectorConfigInvalid) as exc:  # 400 until STOPPED, 409 during a rebalance
+            if UNRESOLVABLE_REFERENCE in str(exc):
+                logger.warning("The offsets of connector %s are kept: %s", name, exc)
+                return False
             if clock() >= deadline:
                 raise ConnectUnavailable(
                     f"the offsets of connector {name} could not be reset within {timeout_seconds:g} s: {exc}"

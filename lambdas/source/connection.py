@@ -10,6 +10,11 @@ driver's exception is never chained: its `pgconn` attribute holds the whole
 conninfo, password included, in clear text. Messages built here name the
 server, database, user and secret, and pass the server's reason through with
 the password masked.
+
+Every connection uses the TLS settings of `lambdas.source.tls` (`verify-full`
+by default); a failed handshake (a certificate from another CA, one that names
+another host, a server without TLS) is `SourceTlsRejected` or
+`SinkTlsRejected`, permanent, naming the host and libpq's reason.
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ from __future__ import annotations
 import psycopg
 
 from lambdas.common.redaction import MASK, redact
-from lambdas.errors import AuthenticationFailed, DatabaseUnavailable, StepError
+from lambdas.errors import AuthenticationFailed, DatabaseUnavailable, SinkTlsRejected, SourceTlsRejected, StepError
 from lambdas.secrets import Credentials, read_credentials
+from lambdas.source.tls import database_tls
 from lambdas.spec import SinkSpec, SourceSpec
 
 CONNECT_TIMEOUT_SECONDS = 5
@@ -34,6 +40,19 @@ _LOGIN_REJECTED = (
     "no password supplied",
     # With the database ruled out, this is `role "x" does not exist` (trust and peer methods say so openly).
     "does not exist",
+)
+# Fragments of libpq's messages for a TLS handshake it refused (or could not start) under the sslmode.
+_TLS_REJECTED = (
+    "certificate verify failed",
+    "does not match host name",
+    "server certificate for",
+    "server does not support ssl",
+    "root certificate file",
+    "could not read root certificate",
+    "tlsv1 alert",
+    "sslv3 alert",
+    "certificate is not yet valid",
+    "certificate has expired",
 )
 
 
@@ -59,7 +78,7 @@ def connect_as(source: SourceSpec, credentials: Credentials, secret_id: str | No
     `AuthenticationFailed` (the login was refused; names the user and
     `secret_id`, never the password) or `DatabaseNotFound`.
     """
-    return _connect(source.host, source.port, source.database, credentials, secret_id)
+    return _connect(source.host, source.port, source.database, credentials, secret_id, source, SourceTlsRejected)
 
 
 def connect_admin(source: SourceSpec) -> psycopg.Connection:
@@ -80,12 +99,21 @@ def connect_sink(sink: SinkSpec) -> psycopg.Connection:
     """
     if sink.type != "jdbc" or not (sink.host and sink.port and sink.database and sink.secret):
         raise SinkNotDatabase(f"the sink is of type {sink.type!r}, not a PostgreSQL database reached over JDBC")
-    return _connect(sink.host, sink.port, sink.database, read_credentials(sink.secret), sink.secret)
+    return _connect(
+        sink.host, sink.port, sink.database, read_credentials(sink.secret), sink.secret, sink, SinkTlsRejected
+    )
 
 
 def _connect(
-    host: str, port: int, database: str, credentials: Credentials, secret_id: str | None
+    host: str,
+    port: int,
+    database: str,
+    credentials: Credentials,
+    secret_id: str | None,
+    endpoint: object,
+    tls_rejected: type[StepError],
 ) -> psycopg.Connection:
+    tls = database_tls(endpoint)
     try:
         return psycopg.connect(
             host=host,
@@ -96,9 +124,18 @@ def _connect(
             connect_timeout=CONNECT_TIMEOUT_SECONDS,
             application_name=APPLICATION_NAME,
             autocommit=True,
+            **tls.libpq_parameters(),
         )
     except psycopg.OperationalError as exc:
-        failure = _connect_failure(exc, host, port, database, credentials, secret_id)
+        if _is_tls_failure(str(exc)):
+            # Before the login fragments: `root certificate file "..." does not exist` is no refused login.
+            ca = f"CA {tls.ca_file}" if tls.ca_file else "the system's CAs"
+            failure: StepError = tls_rejected(
+                f"TLS to PostgreSQL at {host}:{port} was rejected (sslmode={tls.sslmode}, {ca}): "
+                f"{_masked_reason(str(exc), credentials.password)}"
+            )
+        else:
+            failure = _connect_failure(exc, host, port, database, credentials, secret_id)
     # Raised outside the `except` block so the driver's exception (and the
     # conninfo with the password it carries) is not even kept as `__context__`.
     raise failure
@@ -124,6 +161,11 @@ def _connect_failure(
             f"to database {database!r}: {reason}"
         )
     return DatabaseUnavailable(f"cannot reach {where}: {reason}")
+
+
+def _is_tls_failure(message: str) -> bool:
+    lowered = " ".join(message.split()).lower()
+    return any(fragment in lowered for fragment in _TLS_REJECTED)
 
 
 def _masked_reason(message: str, password: str) -> str:

@@ -19,6 +19,7 @@ from psycopg import sql
 
 from lambdas.errors import StepError
 from lambdas.source.connection import server_address
+from lambdas.source.signals import drop_signal_table, ensure_signal_table, grant_signal_access
 from lambdas.source.tables import PRIVILEGES_LOCK, lock_resource, table_identifier
 from lambdas.spec import PipelineSpec
 
@@ -71,10 +72,12 @@ def ensure_heartbeat_table(conn: psycopg.Connection, spec: PipelineSpec) -> dict
         if identity != "d":
             conn.execute(sql.SQL("ALTER TABLE {} REPLICA IDENTITY DEFAULT").format(table))
         granted = grant_heartbeat_access(conn, spec)
+        signals = ensure_signal_table(conn, spec)  # Debezium's signal table lives beside it
     return {
         "table": names.heartbeat_qualified,
         "replica_identity": "default",
         "granted_to": names.replication_role if granted else None,
+        "signal_table": signals["table"],
     }
 
 
@@ -123,6 +126,7 @@ def grant_heartbeat_access(conn: psycopg.Connection, spec: PipelineSpec) -> bool
             table_identifier(names.heartbeat_qualified), role
         )
     )
+    grant_signal_access(conn, spec)
     return True
 
 
@@ -140,6 +144,7 @@ def drop_heartbeat_table(conn: psycopg.Connection, spec: PipelineSpec) -> bool:
         existed = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [names.heartbeat_qualified]).fetchone()[0]
         if existed:
             conn.execute(sql.SQL("DROP TABLE {}").format(table_identifier(names.heartbeat_qualified)))
+        drop_signal_table(conn, spec)
         others_left = conn.execute(
             "SELECT EXISTS (SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s)",
             [names.heartbeat_schema],

@@ -35,8 +35,11 @@ class PublicationConflict(StepError):
 
 
 def expected_tables(spec: PipelineSpec) -> list[str]:
-    """The publication's members for `spec`: the captured tables and the heartbeat table, sorted."""
-    return sorted({*spec.source.tables, spec.names.heartbeat_qualified})
+    """The publication's members for `spec`: the captured tables, the heartbeat table and the signal table, sorted.
+
+    The signal table is published so Debezium reads the signals written to it (`lambdas.source.signals`).
+    """
+    return sorted({*spec.source.tables, spec.names.heartbeat_qualified, spec.names.signal_qualified})
 
 
 def publication_tables(conn: psycopg.Connection, name: str) -> set[str]:

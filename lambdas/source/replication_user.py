@@ -81,7 +81,8 @@ def ensure_replication_user(conn: psycopg.Connection, spec: PipelineSpec, passwo
             for schema in schemas_of(tables):
                 conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(schema), role))
             conn.execute(sql.SQL("GRANT SELECT ON TABLE {} TO {}").format(table_list(tables), role))
-            stale = _stale_selects(conn, names.replication_role, keep={*tables, names.heartbeat_qualified})
+            stale = _stale_selects(conn, names.replication_role, keep={*tables, names.heartbeat_qualified,
+                                                                        names.signal_qualified})
             if stale:
                 conn.execute(sql.SQL("REVOKE SELECT ON TABLE {} FROM {}").format(sql.SQL(", ").join(stale), role))
             heartbeat_granted = grant_heartbeat_access(conn, spec)

@@ -13,16 +13,15 @@ from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
-from moto import mock_aws
 
-from lambdas import aws, local_tables, reconcile, registry
+from lambdas import reconcile, registry
 from lambdas.common.observability import logger
 from lambdas.errors import KafkaUnavailable
-from lambdas.reconcile_policy import ReconcileSettingsInvalid
+from lambdas.reconcile import sweep
+from lambdas.reconcile.policy import ReconcileSettingsInvalid
 from lambdas.registry import PipelineStatus
-from lambdas.spec import parse_spec
-
-REGISTRY = "cdcflow-registry"
+from lambdas.secrets import USE_TAG
+from tests.unit.factories import create_state_machine, pipeline_spec
 
 
 def closed_port() -> int:
@@ -36,33 +35,18 @@ DB_PORT = closed_port()
 CONNECT_URL = f"http://127.0.0.1:{closed_port()}"
 
 
-def spec(pipeline_id: str):
-    return parse_spec({
-        "pipeline_id": pipeline_id,
-        "owner": "team-x",
-        "source": {"host": "127.0.0.1", "port": DB_PORT, "database": "shop", "admin_secret": "shop/admin",
-                   "tables": ["public.orders"]},
-        "kafka": {"bootstrap_servers": "127.0.0.1:1"},
-        "connect": {"url": CONNECT_URL},
-        "sink": {"type": "jdbc", "host": "sink", "port": 5432, "database": "dw", "secret": "dw/writer"},
-    })
+# Where these pipelines' source, Kafka and Connect are: nothing answers there.
+UNREACHABLE = {"source_host": "127.0.0.1", "source_port": DB_PORT, "bootstrap_servers": "127.0.0.1:1",
+               "connect_url": CONNECT_URL}
 
 
 @pytest.fixture
-def aws_mocks(monkeypatch):
-    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("REGISTRY_TABLE", REGISTRY)
-    aws.reset_clients()
-    with mock_aws():
-        local_tables.ensure_tables(boto3.client("dynamodb"), REGISTRY, "cdcflow-idempotency")
-        secrets = boto3.client("secretsmanager")
-        secrets.create_secret(Name="shop/admin", SecretString=json.dumps({"username": "admin", "password": "admin-pw-1"}))
-        yield secrets
-    aws.reset_clients()
+def aws_mocks(registry_table, monkeypatch):
+    monkeypatch.setenv("IDEMPOTENCY_TABLE", "cdcflow-idempotency")  # where the handler takes its lease
+    secrets = boto3.client("secretsmanager")
+    secrets.create_secret(Name="shop/admin", SecretString=json.dumps({"username": "admin", "password": "admin-pw-1"}),
+                          Tags=[{"Key": USE_TAG, "Value": "true"}])
+    return secrets
 
 
 @pytest.fixture
@@ -71,11 +55,11 @@ def kafka_down(monkeypatch):
     def unavailable(bootstrap_servers: str) -> list[str]:
         raise KafkaUnavailable(f"Kafka at {bootstrap_servers} did not answer within 10 s: KafkaTimeoutError")
 
-    monkeypatch.setattr(reconcile, "list_topics", unavailable)
+    monkeypatch.setattr(sweep, "list_topics", unavailable)
 
 
 def provisioned(pipeline_id: str, status: PipelineStatus) -> registry.RegistryEntry:
-    registry.register(spec(pipeline_id), f"arn:aws:states:us-east-1:0:execution:provision:{pipeline_id}")
+    registry.register(pipeline_spec(pipeline_id, **UNREACHABLE), f"arn:aws:states:us-east-1:0:execution:provision:{pipeline_id}")
     if status is not PipelineStatus.PROVISIONING:
         registry.mark(pipeline_id, status)
     return registry.get(pipeline_id)
@@ -130,14 +114,14 @@ def test_orphaned_secrets_are_reported_and_deleted_only_with_repair(aws_mocks, k
 
 def test_an_orphan_whose_pipeline_is_registered_during_the_sweep_is_kept(aws_mocks, kafka_down, monkeypatch):
     aws_mocks.create_secret(Name="cdcflow/late/replication", SecretString="{}")
-    listed = reconcile._registered_entries
+    listed = sweep._registered_entries
 
     def register_right_after_listing():
         entries = listed()
         provisioned("late", PipelineStatus.PROVISIONING)  # a provisioning that starts mid-sweep
         return entries
 
-    monkeypatch.setattr(reconcile, "_registered_entries", register_right_after_listing)
+    monkeypatch.setattr(sweep, "_registered_entries", register_right_after_listing)
     report = reconcile.reconcile(repair=True)
     assert report.orphans == []
     assert aws_mocks.describe_secret(SecretId="cdcflow/late/replication")["Name"] == "cdcflow/late/replication"
@@ -158,7 +142,7 @@ def test_entries_stuck_in_flight_are_reported(aws_mocks, kafka_down):
 
 
 def test_the_registry_is_read_across_pages(aws_mocks, kafka_down, monkeypatch):
-    monkeypatch.setattr(reconcile, "REGISTRY_PAGE_SIZE", 2)
+    monkeypatch.setattr(sweep, "REGISTRY_PAGE_SIZE", 2)
     for index in range(5):
         provisioned(f"pipe_{index}", PipelineStatus.ACTIVE)
     report = reconcile.reconcile()
@@ -237,3 +221,40 @@ def test_the_log_line_leaves_out_healthy_unchanged_pipelines():
     logged = reconcile._loggable(document)
     assert [p["pipeline_id"] for p in logged["pipelines"]] == ["recovered", "restarted", "lagging"]
     assert logged["summary"] == document["summary"]
+
+
+def test_a_failed_pipeline_whose_source_is_down_is_named_and_does_not_make_the_sweep_incomplete(aws_mocks, kafka_down):
+    from cdcflow.operate_cli import reconcile_exit_code
+    from cdcflow.reconcile_runner import reconcile_findings, reconcile_incomplete
+
+    provisioned("dead", PipelineStatus.FAILED)
+
+    document = json.loads(json.dumps(reconcile.reconcile().to_dict()))
+
+    assert {(e["target"], tuple(e["pipelines"]), e["scope"]) for e in document["errors"]} == {
+        ("source", ("dead",), "pipelines"), ("connect", ("dead",), "pipelines"), ("kafka", ("dead",), "pipelines"),
+    }
+    assert document["summary"]["sweep_errors"] == 0
+    assert document["summary"]["unreachable_pipelines"] == ["dead"]
+    assert not reconcile_incomplete(document)
+    assert any(f"source 127.0.0.1:{DB_PORT}/shop is unreachable" in line and "serves dead" in line
+               for line in reconcile_findings(document))
+    assert reconcile_exit_code(document) == 4
+
+
+def test_only_a_lifecycle_execution_still_running_holds_a_pipeline(aws_mocks):
+    """A stopped update ran no compensation and released nothing: its claim must not shield what it left."""
+    sfn = boto3.client("stepfunctions")
+    machine = create_state_machine(sfn, "UpdatePipeline")
+    entry = provisioned("orders", PipelineStatus.ACTIVE)
+    assert not sweep._held(entry)
+
+    claimed = f"{machine.replace(':stateMachine:', ':execution:')}:orders-update-1"
+    registry.claim_lifecycle(entry, "update", claimed)
+    assert sweep._held(registry.get("orders"))  # claimed, not started yet: the API starts it next
+
+    running = sfn.start_execution(stateMachineArn=machine, name="orders-update-1", input="{}")["executionArn"]
+    assert running == claimed and sweep._held(registry.get("orders"))
+
+    sfn.stop_execution(executionArn=running)
+    assert not sweep._held(registry.get("orders"))

@@ -4,21 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from lambdas.reconcile_orphans import expected_names, find_orphans, pipeline_id_of, source_database, source_server
+from lambdas.reconcile.orphans import expected_names, find_orphans, pipeline_id_of, source_database, source_server
 from lambdas.registry import PipelineStatus
-from lambdas.spec import parse_spec
-
-
-def spec(pipeline_id: str, database: str = "shop", connect: str = "http://connect:8083", prefix: str = "cdcflow"):
-    return parse_spec({
-        "pipeline_id": pipeline_id,
-        "owner": "team-x",
-        "source": {"host": "db", "port": 5432, "database": database, "admin_secret": "shop/admin",
-                   "tables": ["public.orders"]},
-        "kafka": {"bootstrap_servers": "kafka:9092", "topic_prefix": prefix},
-        "connect": {"url": connect},
-        "sink": {"type": "jdbc", "host": "sink", "port": 5432, "database": "dw", "secret": "dw/writer"},
-    })
+from tests.unit.factories import pipeline_spec
 
 
 @pytest.mark.parametrize(
@@ -49,14 +37,14 @@ def test_pipeline_id_of(kind, name, pipeline_id):
 
 
 def test_every_derived_name_parses_back_to_its_pipeline():
-    orders = spec("orders")
+    orders = pipeline_spec("orders")
     for kind in ("slot", "publication", "role", "heartbeat_table", "connector", "topic", "secret"):
         for name in expected_names(kind, orders):
             assert pipeline_id_of(kind, name) == "orders", (kind, name)
 
 
 def test_resources_of_live_pipelines_are_not_orphans_and_the_rest_are():
-    live = [spec("orders"), spec("payments")]
+    live = [pipeline_spec("orders"), pipeline_spec("payments")]
     statuses = {
         "orders": PipelineStatus.ACTIVE,
         "payments": PipelineStatus.PROVISIONING,
@@ -74,17 +62,17 @@ def test_resources_of_live_pipelines_are_not_orphans_and_the_rest_are():
 
 
 def test_a_resource_in_a_place_its_spec_does_not_name_is_an_orphan():
-    live = [spec("orders", database="shop")]
+    live = [pipeline_spec("orders", database="shop")]
     statuses = {"orders": PipelineStatus.ACTIVE}
     assert find_orphans("publication", "db:5432/shop", ["cdcflow_orders"], live, statuses) == []
     [orphan] = find_orphans("publication", "db:5432/archive", ["cdcflow_orders"], live, statuses)
     assert orphan.reason == "pipeline 'orders' (ACTIVE) does not keep this resource here"
     # Roles belong to the server, whichever database the pipeline captures.
-    assert find_orphans("role", source_server(spec("orders", database="other")), ["cdcflow_orders"], live, statuses) == []
+    assert find_orphans("role", source_server(pipeline_spec("orders", database="other")), ["cdcflow_orders"], live, statuses) == []
 
 
 def test_topics_and_connectors_are_matched_per_cluster():
-    orders = spec("orders")
+    orders = pipeline_spec("orders")
     statuses = {"orders": PipelineStatus.ACTIVE}
     topics = [*expected_names("topic", orders), "cdcflow.orders.public.dropped_table", "cdcflow-connect-configs"]
     [orphan] = find_orphans("topic", "kafka:9092", topics, [orders], statuses)
@@ -96,7 +84,7 @@ def test_topics_and_connectors_are_matched_per_cluster():
 
 
 def test_a_pipeline_with_its_own_topic_prefix_keeps_no_cdcflow_topics():
-    custom = spec("orders", prefix="shop")
+    custom = pipeline_spec("orders", topic_prefix="shop")
     statuses = {"orders": PipelineStatus.ACTIVE}
     assert all(not name.startswith("cdcflow.") for name in expected_names("topic", custom))
     [orphan] = find_orphans("topic", "kafka:9092", ["cdcflow.orders.public.orders"], [custom], statuses)
@@ -104,6 +92,6 @@ def test_a_pipeline_with_its_own_topic_prefix_keeps_no_cdcflow_topics():
 
 
 def test_locations():
-    orders = spec("orders")
+    orders = pipeline_spec("orders")
     assert source_database(orders) == "db:5432/shop"
     assert source_server(orders) == "db:5432"

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from lambdas.reconcile_policy import (
+from lambdas.reconcile.policy import (
     ConnectorObservation,
     HealthRecord,
     ReconcileSettings,
@@ -212,3 +212,44 @@ def test_settings_from_the_environment():
 def test_bad_settings_name_the_problem(variable, value, message):
     with pytest.raises(ReconcileSettingsInvalid, match=message):
         ReconcileSettings.from_env({variable: value})
+
+
+# -- PAUSED: the connectors are meant to be paused, and the pipeline stays PAUSED ------------------------------------
+
+PAUSED_CONNECTORS = [ConnectorObservation("cdcflow-orders-source", "PAUSED"),
+                     ConnectorObservation("cdcflow-orders-sink", "PAUSED")]
+
+
+def test_a_paused_pipeline_with_paused_connectors_is_as_asked_and_its_retained_wal_is_recorded():
+    retaining = SlotObservation("cdcflow_orders", exists=True, active=False, lag_bytes=500)
+
+    assessment = assess(PipelineStatus.PAUSED, HealthRecord(), SETTINGS, NOW, connectors=PAUSED_CONNECTORS,
+                        slot=retaining)
+
+    assert assessment.status is PipelineStatus.PAUSED
+    assert assessment.problems == ()
+    assert assessment.health.slot_lag_bytes == 500 and assessment.health.failed_sweeps == 0
+
+
+@pytest.mark.parametrize(("connectors", "slot", "problem"), [
+    ([ConnectorObservation("cdcflow-orders-source", "RUNNING"), PAUSED_CONNECTORS[1]], HEALTHY_SLOT,
+     "cdcflow-orders-source is RUNNING while the pipeline is PAUSED"),
+    ([PAUSED_CONNECTORS[0], ConnectorObservation("cdcflow-orders-sink", "MISSING")], HEALTHY_SLOT,
+     "connector cdcflow-orders-sink is missing"),
+    (PAUSED_CONNECTORS, SlotObservation("cdcflow_orders", exists=True, active=False, lag_bytes=5000),
+     "5000 bytes behind (threshold 1000)"),
+    (PAUSED_CONNECTORS, SlotObservation("cdcflow_orders", exists=False), "replication slot cdcflow_orders is missing"),
+])
+def test_what_is_wrong_with_a_paused_pipeline_is_reported_and_it_stays_paused(connectors, slot, problem):
+    assessment = assess(PipelineStatus.PAUSED, HealthRecord(), SETTINGS, NOW, connectors=connectors, slot=slot)
+
+    assert assessment.status is PipelineStatus.PAUSED
+    assert any(problem in reported for reported in assessment.problems), assessment.problems
+
+
+def test_paused_connectors_of_an_active_pipeline_do_not_degrade_it():
+    # A pause in progress: the connectors are paused before the registry says PAUSED.
+    assessment = assess(PipelineStatus.ACTIVE, HealthRecord(), SETTINGS, NOW, connectors=PAUSED_CONNECTORS,
+                        slot=HEALTHY_SLOT)
+
+    assert assessment.status is PipelineStatus.ACTIVE and assessment.problems == ()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from lambdas.reconcile_orphans import Orphan
-from lambdas.reconcile_report import (
+from lambdas.reconcile.orphans import Orphan
+from lambdas.reconcile.report import (
     PipelineReport,
     ReconcileReport,
     StuckExecution,
@@ -56,6 +56,10 @@ def test_the_report_is_json_with_a_summary():
         "stuck_executions": 1,
         "inactive_slots": 1,
         "errors": 1,
+        "sweep_errors": 0,  # the one error is a source that only pipeline refunds uses
+        "unreachable_pipelines": ["refunds"],
+        "broken_pipelines": [],
+        "alarms_in_alarm": [],
     }
     assert document["pipelines"][1]["status"] == "DEGRADED"
     assert document["pipelines"][1]["previous_status"] == "ACTIVE"
@@ -65,6 +69,7 @@ def test_the_report_is_json_with_a_summary():
     }
     assert document["stuck"][0]["minutes_since_update"] == 120
     assert document["errors"][0]["pipelines"] == ["refunds"]
+    assert document["errors"][0]["scope"] == "pipelines"
 
 
 def test_status_counts_always_carry_active_and_degraded():

@@ -8,7 +8,7 @@ steps (`lambdas.common.observability`):
 | metric | unit | dimensions |
 | --- | --- | --- |
 | `Pipelines` | Count | `status` (one record per status, ACTIVE and DEGRADED always present) |
-| `SlotLagBytes` | Bytes | `pipeline_id` (one record per pipeline whose slot was measured) |
+| `SlotLagBytes`, `SlotInactiveMinutes`, `SlotWalAtRisk`, `ConnectorFailedSweeps`, `HeartbeatAgeSeconds`, `SlotBroken` | Bytes, Count, Seconds | `pipeline_id` (one record per reconciled pipeline, with the values the sweep observed; `lambdas.alarms` alarms on them) |
 | `ConnectorRestarts`, `RepairsDone`, `OrphansFound`, `StuckExecutions`, `InactiveSlots`, `ReconcileErrors` | Count | `service` |
 """
 
@@ -22,10 +22,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 
 from lambdas.common.observability import METRICS_NAMESPACE, SERVICE
-from lambdas.reconcile_orphans import Orphan
+from lambdas.reconcile.orphans import Orphan
 from lambdas.registry import PipelineStatus
 
-TargetKind = Literal["registry", "source", "connect", "kafka", "secrets"]
+TargetKind = Literal["registry", "source", "connect", "kafka", "secrets", "sink"]
+# A pipeline's own dependencies: one that cannot be reached says something about those pipelines, not the sweep.
+PIPELINE_DEPENDENCIES = frozenset({"source", "connect", "kafka", "sink"})
 
 
 @dataclass
@@ -39,6 +41,11 @@ class PipelineReport:
     sink_connector: str | None = None
     slot_active: bool | None = None
     slot_lag_bytes: int | None = None
+    wal_status: str | None = None
+    slot_inactive_minutes: int | None = None  # since a sweep first found the slot without a reader
+    heartbeat_age_seconds: float | None = None  # since Debezium's heartbeat row last moved
+    broken: str | None = None  # why the pipeline is BROKEN
+    alarms: dict[str, str] = field(default_factory=dict)  # alarm -> state, where the sweep evaluates them
     failed_sweeps: int = 0
     restarts_in_window: int = 0
     restarted: list[str] = field(default_factory=list)  # connectors restarted by this sweep
@@ -61,6 +68,11 @@ class PipelineReport:
             "sink_connector": self.sink_connector,
             "slot_active": self.slot_active,
             "slot_lag_bytes": self.slot_lag_bytes,
+            "wal_status": self.wal_status,
+            "slot_inactive_minutes": self.slot_inactive_minutes,
+            "heartbeat_age_seconds": self.heartbeat_age_seconds,
+            "broken": self.broken,
+            "alarms": dict(self.alarms),
             "failed_sweeps": self.failed_sweeps,
             "restarts_in_window": self.restarts_in_window,
             "restarted": list(self.restarted),
@@ -103,8 +115,16 @@ class TargetError:
     error: str  # the exception's class name and redacted message
     pipelines: tuple[str, ...] = ()
 
+    @property
+    def scope(self) -> Literal["pipelines", "sweep"]:
+        """"pipelines" when the failure is a dependency of the named pipelines (they are unreachable as
+        recorded); "sweep" when the sweep itself could not check (the registry, an AWS API, or a dependency
+        no pipeline names, such as an orphan scan)."""
+        return "pipelines" if self.target in PIPELINE_DEPENDENCIES and self.pipelines else "sweep"
+
     def to_dict(self) -> dict[str, Any]:
-        return {"target": self.target, "location": self.location, "error": self.error, "pipelines": list(self.pipelines)}
+        return {"target": self.target, "location": self.location, "error": self.error,
+                "pipelines": list(self.pipelines), "scope": self.scope}
 
 
 @dataclass
@@ -135,6 +155,27 @@ class ReconcileReport:
     def inactive_slots(self) -> int:
         return sum(1 for pipeline in self.pipelines if pipeline.slot_active is False)
 
+    @property
+    def sweep_errors(self) -> int:
+        """What the sweep itself could not check; what only affects the pipelines it names is not counted."""
+        return sum(1 for error in self.errors if error.scope == "sweep")
+
+    @property
+    def broken_pipelines(self) -> list[str]:
+        return sorted(pipeline.pipeline_id for pipeline in self.pipelines if pipeline.status is PipelineStatus.BROKEN)
+
+    @property
+    def alarms_in_alarm(self) -> list[str]:
+        """`<pipeline>:<alarm>` for each alarm this sweep found breaching (where it evaluates them)."""
+        return sorted(f"{pipeline.pipeline_id}:{alarm}" for pipeline in self.pipelines
+                      for alarm, state in pipeline.alarms.items() if state == "ALARM")
+
+    @property
+    def unreachable_pipelines(self) -> list[str]:
+        """Pipelines with a dependency the sweep could not reach."""
+        names = {name for error in self.errors if error.scope == "pipelines" for name in error.pipelines}
+        return sorted(names | {pipeline.pipeline_id for pipeline in self.pipelines if pipeline.errors})
+
     def summary(self) -> dict[str, Any]:
         return {
             "registered": self.registered,
@@ -146,6 +187,10 @@ class ReconcileReport:
             "stuck_executions": len(self.stuck),
             "inactive_slots": self.inactive_slots,
             "errors": len(self.errors),
+            "sweep_errors": self.sweep_errors,
+            "unreachable_pipelines": self.unreachable_pipelines,
+            "broken_pipelines": self.broken_pipelines,
+            "alarms_in_alarm": self.alarms_in_alarm,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -169,13 +214,45 @@ def count_statuses(statuses: list[PipelineStatus]) -> dict[str, int]:
     return dict(counts)
 
 
+METRIC_UNITS = {
+    "SlotLagBytes": MetricUnit.Bytes, "SlotInactiveMinutes": MetricUnit.Count, "SlotWalAtRisk": MetricUnit.Count,
+    "ConnectorFailedSweeps": MetricUnit.Count, "HeartbeatAgeSeconds": MetricUnit.Seconds,
+    "SlotBroken": MetricUnit.Count,
+}
+# wal_status as a number an alarm compares: reserved and extended are safe, unreserved is at risk, lost is gone.
+WAL_AT_RISK = {"reserved": 0, "extended": 0, "unreserved": 1, "lost": 2}
+
+
+def alarm_metrics(pipeline: PipelineReport) -> dict[str, float | None]:
+    """The per-pipeline values the alarms watch (`lambdas.alarms.KINDS`), None for what this sweep did not see.
+
+    The same values are emitted as metrics and, where nothing evaluates
+    CloudWatch alarms, evaluated by the sweep. A PAUSED pipeline reports no
+    inactivity or heartbeat age: its reader is stopped as its team asked.
+    """
+    paused = pipeline.status is PipelineStatus.PAUSED
+    observed_slot = pipeline.slot_active is not None or pipeline.broken is not None
+    return {
+        "SlotLagBytes": pipeline.slot_lag_bytes,
+        "SlotInactiveMinutes": None if paused or pipeline.slot_active is None else (
+            pipeline.slot_inactive_minutes or 0),
+        "SlotWalAtRisk": None if pipeline.wal_status is None else WAL_AT_RISK.get(pipeline.wal_status, 0),
+        "ConnectorFailedSweeps": None if paused or pipeline.source_connector is None else pipeline.failed_sweeps,
+        "HeartbeatAgeSeconds": None if paused else pipeline.heartbeat_age_seconds,
+        "SlotBroken": (1 if pipeline.status is PipelineStatus.BROKEN else 0) if observed_slot
+        or pipeline.status is PipelineStatus.BROKEN else None,
+    }
+
+
 def emit_metrics(report: ReconcileReport) -> None:
     """Write the sweep's metrics (see the module docstring) as EMF records on stdout. Never raises for lack of CloudWatch."""
     for status, count in sorted(report.status_counts.items()):
         _emit({"Pipelines": (count, MetricUnit.Count)}, status=status)
     for pipeline in report.pipelines:
-        if pipeline.slot_lag_bytes is not None:
-            _emit({"SlotLagBytes": (pipeline.slot_lag_bytes, MetricUnit.Bytes)}, pipeline_id=pipeline.pipeline_id)
+        values = {name: (value, METRIC_UNITS[name]) for name, value in alarm_metrics(pipeline).items()
+                  if value is not None}
+        if values:
+            _emit(values, pipeline_id=pipeline.pipeline_id)
     _emit({
         "ConnectorRestarts": (report.connector_restarts, MetricUnit.Count),
         "RepairsDone": (report.repairs_done, MetricUnit.Count),

@@ -18,8 +18,8 @@ from dataclasses import dataclass, replace
 import psycopg
 
 from lambdas.errors import StepError
-from lambdas.reconcile_orphans import ResourceKind, expected_names
-from lambdas.reconcile_policy import SlotObservation, publication_drift
+from lambdas.reconcile.orphans import ResourceKind, expected_names
+from lambdas.reconcile.policy import SlotObservation, publication_drift
 from lambdas.source import inventory
 from lambdas.source.connection import connect_admin
 from lambdas.source.heartbeat import drop_heartbeat_table
@@ -37,6 +37,7 @@ class SourceInventory:
     publications: tuple[str, ...]
     heartbeat_tables: tuple[str, ...]  # `cdcflow.heartbeat_<id>`
     roles: tuple[str, ...]
+    server_started_at: str | None = None  # the postmaster's start: slot statistics may reset only then
 
 
 @contextmanager
@@ -53,7 +54,9 @@ def open_source(spec: PipelineSpec) -> Iterator[psycopg.Connection]:
 def take_inventory(conn: psycopg.Connection) -> SourceInventory:
     """Every cdcflow slot, publication and heartbeat table of the database, and the server's cdcflow roles. Read-only."""
     slots = {
-        slot.name: SlotObservation(slot.name, exists=True, active=slot.active, lag_bytes=slot.lag_bytes)
+        slot.name: SlotObservation(slot.name, exists=True, active=slot.active, lag_bytes=slot.lag_bytes,
+                                   wal_status=slot.wal_status, confirmed_flush_lsn=slot.confirmed_flush_lsn,
+                                   decoded_txns=slot.decoded_txns)
         for slot in inventory.cdcflow_slots(conn)
     }
     return SourceInventory(
@@ -61,6 +64,7 @@ def take_inventory(conn: psycopg.Connection) -> SourceInventory:
         publications=tuple(inventory.cdcflow_publications(conn)),
         heartbeat_tables=tuple(inventory.heartbeat_tables(conn)),
         roles=tuple(inventory.cdcflow_roles(conn)),
+        server_started_at=inventory.server_started_at(conn),
     )
 
 

@@ -1,40 +1,29 @@
-"""Operating pipelines: the API client, following an execution step by step, reconciling.
+"""Following an execution step by step, from its Step Functions history.
 
 `step_rows` turns a Step Functions execution history into one row per state
 visit, with its status, attempts, timing and error; `follow_execution` polls
-the history and reports each change as it happens. Both work the same against
-AWS and the local engine: they only read `GetExecutionHistory`.
-
-`reconcile_locally` runs one reconciliation sweep in this process against the
-local stack; `reconcile_on_aws` invokes the deployed Reconcile function. Both
-return the sweep's report as JSON, which `reconcile_findings` reads.
+the history and reports each change as it happens; `event_rows` lists the
+events for the `history` command. All work the same against AWS and the local
+engine: they only read `GetExecutionHistory`.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import re
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import quote
 
 import boto3
 import requests
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.exceptions import EndpointConnectionError
 
-from cdcflow.catalogue import by_key
+from cdcflow.errors import ServiceUnreachable
 
-DEFAULT_API_URL = "http://127.0.0.1:8700"
 DEFAULT_SFN_ENDPOINT = "http://127.0.0.1:8600"
-API_TIMEOUT_SECONDS = 30
 
 # Step statuses.
 RUNNING = "running"
@@ -67,23 +56,6 @@ _CLOSING_EVENTS = {
     "ExecutionTimedOut": "TIMED_OUT",
     "ExecutionAborted": "ABORTED",
 }
-
-
-class ServiceUnreachable(Exception):
-    """The API or the Step Functions endpoint did not answer; the message names the URL."""
-
-
-class ApiRefused(Exception):
-    """The API answered with a 4xx: the request was wrong; nothing was started."""
-
-    def __init__(self, status: int, body: Mapping[str, Any]) -> None:
-        super().__init__(body.get("message") or f"HTTP {status}")
-        self.status = status
-        self.body = body
-
-
-class ServiceFailed(Exception):
-    """The API answered with a 5xx."""
 
 
 @dataclass(frozen=True)
@@ -290,93 +262,6 @@ def stepfunctions_client(endpoint: str | None, session: boto3.Session) -> Any:
     )
 
 
-_EXECUTE_API_HOST = re.compile(r"^https://[a-z0-9]+\.execute-api\.([a-z0-9-]+)\.amazonaws\.com")
-
-
-@dataclass
-class PipelinesApi:
-    """A client of the pipelines API. Signs requests with SigV4 when given an AWS session."""
-
-    base_url: str
-    session: boto3.Session | None = None
-
-    def __post_init__(self) -> None:
-        self.base_url = self.base_url.rstrip("/")
-        self._http = requests.Session()
-
-    def _request(
-        self, method: str, path: str, *, params: Mapping[str, str] | None = None, body: Any = None
-    ) -> dict[str, Any]:
-        url = self.base_url + path
-        data = json.dumps(body) if body is not None else None
-        headers = {"Content-Type": "application/json"} if data is not None else {}
-        prepared = requests.Request(method, url, params=params, data=data, headers=headers).prepare()
-        if self.session is not None:
-            self._sign(prepared)
-        try:
-            response = self._http.send(prepared, timeout=API_TIMEOUT_SECONDS)
-        except requests.RequestException as error:
-            raise ServiceUnreachable(
-                f"cannot reach the pipelines API at {self.base_url}: {type(error).__name__}"
-            ) from None
-        try:
-            document = response.json()
-        except ValueError:
-            document = {"message": response.text[:500]}
-        if response.status_code >= 500:
-            request_id = document.get("request_id")
-            raise ServiceFailed(
-                f"the pipelines API at {self.base_url} failed with HTTP {response.status_code}"
-                + (f" (request id {request_id})" if request_id else "")
-            )
-        if response.status_code >= 400:
-            raise ApiRefused(response.status_code, document if isinstance(document, dict) else {})
-        return document
-
-    def _sign(self, prepared: requests.PreparedRequest) -> None:
-        assert self.session is not None
-        credentials = self.session.get_credentials()
-        if credentials is None:
-            raise ServiceUnreachable("no AWS credentials found to sign requests to the pipelines API")
-        match = _EXECUTE_API_HOST.match(self.base_url)
-        region = match.group(1) if match else (self.session.region_name or "us-east-1")
-        aws_request = AWSRequest(
-            method=prepared.method, url=prepared.url, data=prepared.body, headers=dict(prepared.headers)
-        )
-        SigV4Auth(credentials.get_frozen_credentials(), "execute-api", region).add_auth(aws_request)
-        prepared.headers.update(dict(aws_request.headers))
-
-    def provision(self, spec: Any) -> dict[str, Any]:
-        return self._request("POST", "/pipelines", body=spec)
-
-    def list_pipelines(
-        self,
-        *,
-        status: str | None = None,
-        owner: str | None = None,
-        limit: int | None = None,
-        next_token: str | None = None,
-    ) -> dict[str, Any]:
-        params = {"status": status, "owner": owner, "limit": str(limit) if limit else None, "next_token": next_token}
-        return self._request("GET", "/pipelines", params={k: v for k, v in params.items() if v is not None})
-
-    def describe(self, pipeline_id: str) -> dict[str, Any]:
-        return self._request("GET", f"/pipelines/{quote(pipeline_id, safe='')}")
-
-    def teardown(self, pipeline_id: str, *, keep_topics: bool) -> dict[str, Any]:
-        return self._request(
-            "DELETE",
-            f"/pipelines/{quote(pipeline_id, safe='')}",
-            params={"keep_topics": "true" if keep_topics else "false"},
-        )
-
-    def answer_approval(self, pipeline_id: str, *, approved: bool, comment: str | None) -> dict[str, Any]:
-        decision: dict[str, Any] = {"approved": approved}
-        if comment:
-            decision["comment"] = comment
-        return self._request("POST", f"/pipelines/{quote(pipeline_id, safe='')}/approval", body=decision)
-
-
 def cause_message(cause: str | None) -> str | None:
     """The readable part of a failure's cause: a Lambda error's `errorMessage`, else the cause itself."""
     if not cause:
@@ -427,109 +312,3 @@ def event_rows(events: Iterable[Mapping[str, Any]]) -> list[EventRow]:
         if event["type"].endswith("StateExited"):
             state = None
     return rows
-
-
-# -- reconciliation ----------------------------------------------------------------
-
-RECONCILE_FUNCTION = by_key("Reconcile")
-# A sweep may take the function's whole timeout: wait that long for its answer, and never
-# retry a synchronous invocation that may still be running.
-_RECONCILE_INVOKE_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 1},
-    connect_timeout=10,
-    read_timeout=RECONCILE_FUNCTION.timeout_seconds + 60,
-)
-
-
-def reconcile_event(repair: bool, repair_only: Iterable[str] | None) -> dict[str, Any]:
-    """The Reconcile function's event: `{"repair": ...}`, with `"pipelines"` when the repair is limited to some ids."""
-    event: dict[str, Any] = {"repair": repair}
-    if repair_only is not None:
-        event["pipelines"] = sorted(set(repair_only))
-    return event
-
-
-def reconcile_locally(
-    environment: Mapping[str, str], *, repair: bool, repair_only: Iterable[str] | None = None
-) -> dict[str, Any]:
-    """Run one sweep in this process with `environment` (the local stack's, as its engine sees it); the report.
-
-    Blocks for the sweep. Sets `environment` in this process's environment, as
-    the sweep's modules read their tables, endpoints and thresholds from it.
-    Raises `ReconcileSettingsInvalid` for a bad `RECONCILE_*` variable and the
-    AWS client's error when the registry cannot be read; any other failure is
-    in the report.
-    """
-    # The sweep's dependencies (psycopg, kafka-python, Powertools) load only when a sweep runs here.
-    from lambdas import aws
-    from lambdas.common.observability import logger
-    from lambdas.reconcile import reconcile
-    from lambdas.reconcile_policy import ReconcileSettings
-
-    os.environ.update(environment)
-    aws.reset_clients()
-    # The handlers' JSON log lines belong on stderr here: stdout carries the report.
-    logger.registered_handler.setStream(sys.stderr)
-    settings = ReconcileSettings.from_env()
-    only = frozenset(repair_only) if repair_only is not None else None
-    return reconcile(repair=repair, settings=settings, repair_only=only).to_dict()
-
-
-def reconcile_on_aws(
-    session: boto3.Session,
-    *,
-    repair: bool,
-    repair_only: Iterable[str] | None = None,
-    function_name: str = RECONCILE_FUNCTION.function_name,
-) -> dict[str, Any]:
-    """Invoke the deployed Reconcile function synchronously; its report.
-
-    Blocks until the sweep ends (up to the function's timeout). Raises
-    `ServiceFailed` naming the function's error when the invocation failed.
-    """
-    client = session.client("lambda", config=_RECONCILE_INVOKE_CONFIG)
-    response = client.invoke(
-        FunctionName=function_name,
-        InvocationType="RequestResponse",
-        Payload=json.dumps(reconcile_event(repair, repair_only)).encode(),
-    )
-    document = json.loads(response["Payload"].read() or b"null")
-    if response.get("FunctionError"):
-        error = document if isinstance(document, dict) else {}
-        raise ServiceFailed(
-            f"the {function_name} function failed: "
-            f"{error.get('errorType', response['FunctionError'])}: {error.get('errorMessage', '')}".rstrip(": ")
-        )
-    if not isinstance(document, dict) or "summary" not in document:
-        raise ServiceFailed(f"the {function_name} function returned no reconcile report")
-    return document
-
-
-def reconcile_findings(report: Mapping[str, Any]) -> list[str]:
-    """What a sweep found that needs a person's attention, one line each; empty when all is well.
-
-    Drift counts even when the sweep repaired it (a restarted connector, a
-    re-aligned publication, a deleted orphan): something changed that should not have.
-    """
-    findings = []
-    for pipeline in report["pipelines"]:
-        pipeline_id = pipeline["pipeline_id"]
-        if pipeline["status"] != "ACTIVE":
-            findings.append(
-                f"{pipeline_id} is {pipeline['status']}: {'; '.join(pipeline['problems']) or 'no reason given'}"
-            )
-        if pipeline["restarted"]:
-            findings.append(f"{pipeline_id}: restarted {', '.join(pipeline['restarted'])}")
-        if pipeline["publication_added"] or pipeline["publication_removed"]:
-            findings.append(f"{pipeline_id}: publication re-aligned")
-    for orphan in report["orphans"]:
-        outcome = "deleted" if orphan["deleted"] else "left in place"
-        findings.append(f"orphan {orphan['kind']} {orphan['name']} at {orphan['location']} ({outcome})")
-    for stuck in report["stuck"]:
-        findings.append(f"{stuck['pipeline_id']} stuck in {stuck['status']} for {stuck['minutes_since_update']} min")
-    return findings
-
-
-def reconcile_incomplete(report: Mapping[str, Any]) -> bool:
-    """True when the sweep could not check or repair something (a source, cluster or AWS API it could not use)."""
-    return bool(report["errors"]) or any(pipeline["errors"] for pipeline in report["pipelines"])

@@ -17,12 +17,13 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from lambdas import aws, registry
-from lambdas.reconcile_policy import RECONCILED_STATUSES, HealthRecord
+from lambdas.reconcile.policy import RECONCILED_STATUSES, HealthRecord
 from lambdas.registry import PipelineStatus
 
 HEALTH_ATTRIBUTE = "reconcile"
 SLOT_LAG_ATTRIBUTE = "slot_lag_bytes"
 DEGRADED_ERROR = "PipelineDegraded"
+BROKEN_ERROR = "PipelineBroken"
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -48,6 +49,15 @@ def read_health_records() -> dict[str, HealthRecord]:
     return records
 
 
+def allowed_transition(previous_status: PipelineStatus, status: PipelineStatus) -> bool:
+    """Reconciliation moves ACTIVE <-> DEGRADED, leaves PAUSED as it is, and makes any of them BROKEN, for good."""
+    if previous_status not in RECONCILED_STATUSES or status not in RECONCILED_STATUSES:
+        return False
+    if status is PipelineStatus.BROKEN or status is previous_status:
+        return True
+    return PipelineStatus.PAUSED not in (previous_status, status) and previous_status is not PipelineStatus.BROKEN
+
+
 def save_assessment(
     pipeline_id: str,
     execution_arn: str,
@@ -65,8 +75,9 @@ def save_assessment(
     DEGRADED records the problems as the entry's last error; recovering to
     ACTIVE clears it. Idempotent for equal arguments apart from `version`.
     """
-    if previous_status not in RECONCILED_STATUSES or status not in RECONCILED_STATUSES:
-        raise ValueError(f"reconciliation only moves pipelines between ACTIVE and DEGRADED, not {previous_status} -> {status}")
+    if not allowed_transition(previous_status, status):
+        raise ValueError(f"reconciliation only moves pipelines between ACTIVE and DEGRADED (a PAUSED one stays "
+                         f"PAUSED), or to BROKEN (which stays BROKEN), not {previous_status} -> {status}")
     values: dict[str, Any] = {
         "health": health.to_dict(),
         "lag": health.slot_lag_bytes,
@@ -85,10 +96,11 @@ def save_assessment(
     if status is not previous_status:
         sets += ["#status = :status", "updated_at = :now"]
         values |= {"status": status.value, "now": now.isoformat(timespec="milliseconds")}
-        if status is PipelineStatus.DEGRADED:
+        if status in (PipelineStatus.DEGRADED, PipelineStatus.BROKEN):
             sets.append("last_error = :last_error")
             cause = "; ".join(problems)[: registry.MAX_CAUSE_CHARS]
-            values["last_error"] = {"error": DEGRADED_ERROR, "cause": cause}
+            error = BROKEN_ERROR if status is PipelineStatus.BROKEN else DEGRADED_ERROR
+            values["last_error"] = {"error": error, "cause": cause}
         else:
             removes.append("last_error")
     expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from lambdas.kafka_topics import pipeline_topics
-from lambdas.naming import HEARTBEAT_SCHEMA, HEARTBEAT_TOPIC_PREFIX, PLATFORM_PREFIX
+from lambdas.naming import HEARTBEAT_SCHEMA, HEARTBEAT_TOPIC_PREFIX, NOTIFICATION_TOPIC_PREFIX, PLATFORM_PREFIX
 from lambdas.registry import PipelineStatus
 from lambdas.spec import PipelineSpec
 
@@ -38,7 +38,8 @@ _PATTERNS: dict[ResourceKind, re.Pattern[str]] = {
     "heartbeat_table": re.compile(rf"{re.escape(HEARTBEAT_SCHEMA)}\.heartbeat_({_ID})"),
     "connector": re.compile(rf"{PLATFORM_PREFIX}-({_ID})-(?:source|sink)"),
     # Topics of pipelines whose `kafka.topic_prefix` is the platform's: `cdcflow.<id>.<schema>.<table>`.
-    "topic": re.compile(rf"(?:{re.escape(HEARTBEAT_TOPIC_PREFIX)}\.)?{PLATFORM_PREFIX}\.({_ID})(?:\..+)?"),
+    "topic": re.compile(rf"(?:(?:{re.escape(HEARTBEAT_TOPIC_PREFIX)}|{re.escape(NOTIFICATION_TOPIC_PREFIX)})\.)?"
+                        rf"{PLATFORM_PREFIX}\.({_ID})(?:\..+)?"),
     "secret": re.compile(rf"{PLATFORM_PREFIX}/({_ID})/replication"),
 }
 

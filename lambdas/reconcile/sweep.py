@@ -1,16 +1,18 @@
-"""Reconcile: compare what the registry says should exist with what does, and repair.
+"""One reconciliation sweep: compare what the registry says should exist with what does, and repair.
 
-An EventBridge schedule invokes `handler`; `reconcile` is the plain function
-behind it (the CLI and the tests call it directly). One sweep:
+`reconcile` is the plain function behind the Reconcile Lambda handler
+(`lambdas.reconcile.handler`); the CLI and the tests call it directly. One
+sweep:
 
 1. reads every registry entry (paged) and the health records of earlier sweeps;
 2. visits each source database, Connect cluster and Kafka cluster named by any
    entry once, whatever the number of pipelines on it: takes its inventory,
    re-aligns publications whose tables differ from the spec, restarts FAILED
-   connectors and tasks of ACTIVE and DEGRADED pipelines;
-3. decides each such pipeline's status (`lambdas.reconcile_policy.assess`)
+   connectors and tasks of ACTIVE and DEGRADED pipelines (a PAUSED pipeline's
+   connectors are left as they are, and its slot's retained WAL is reported);
+3. decides each such pipeline's status (`lambdas.reconcile.policy.assess`)
    and records it with the health record on the registry entry;
-4. finds orphans (`lambdas.reconcile_orphans`) and, only with `repair=True`,
+4. finds orphans (`lambdas.reconcile.repair`) and, only with `repair=True`,
    deletes them with the workflows' compensations;
 5. reports entries stuck in PROVISIONING or DELETING.
 
@@ -24,39 +26,24 @@ bounded by its client's timeout.
 from __future__ import annotations
 
 import time
-from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
 import psycopg
 from botocore.exceptions import BotoCoreError, ClientError
-from kafka.errors import KafkaError
 
-from lambdas import registry, secrets
-
-# The registry keeps specs with their unset optionals as nulls; the API's document form leaves them out.
-from lambdas.api import spec_document
-from lambdas.common.failures import translate
-from lambdas.common.observability import invocation_log_keys, logger
-from lambdas.common.redaction import install_root_filter, redact
+from lambdas import alarms, registry, secrets
 from lambdas.connect.client import ConnectClient
-from lambdas.connect.deploy import delete_connector
 from lambdas.errors import StepError
-from lambdas.reconcile_clusters import delete_orphan_topics, list_topics, observe_connectors
-from lambdas.reconcile_orphans import (
-    Orphan,
-    ResourceKind,
-    expected_location,
-    expected_names,
-    find_orphans,
-    source_database,
-    source_server,
-)
-from lambdas.reconcile_policy import (
+from lambdas.executions import has_ended
+from lambdas.reconcile.clusters import committed_lsn, list_topics, observe_connectors
+from lambdas.reconcile.health import read_health_records, save_assessment
+from lambdas.reconcile.orphans import source_database
+from lambdas.reconcile.policy import (
     LIVE_STATUSES,
     RECONCILED_STATUSES,
     ConnectorObservation,
@@ -65,32 +52,29 @@ from lambdas.reconcile_policy import (
     SlotObservation,
     assess,
     is_stuck,
+    slot_broken,
 )
-from lambdas.reconcile_report import (
+from lambdas.reconcile.repair import delete_orphans, find_all_orphans, still_orphaned
+from lambdas.reconcile.report import (
     PipelineReport,
+    alarm_metrics,
     ReconcileReport,
     StuckExecution,
     TargetError,
     TargetKind,
     count_statuses,
-    emit_metrics,
 )
-from lambdas.reconcile_source import SourceInventory, drop_orphans, open_source, realign_publication, take_inventory
-from lambdas.reconcile_state import read_health_records, save_assessment
+from lambdas.reconcile.sinks import missing_sink_indices
+from lambdas.reconcile.source import SourceInventory, open_source, realign_publication, take_inventory
+from lambdas.reconcile.targets import TARGET_ERRORS, describe, grouped
 from lambdas.registry import PipelineStatus, RegistryEntry
-from lambdas.spec import PipelineSpec, parse_spec
+from lambdas.source.heartbeat import HEARTBEAT_ROW_ID
+from lambdas.source.inventory import heartbeat_age_seconds
+from lambdas.spec import PipelineSpec, parse_spec, spec_document
 
 REGISTRY_PAGE_SIZE = 100
 # boto3 clients are thread-safe; each write touches its own pipeline's entry and report.
 RECORD_WORKERS = 8
-# Deleted in this order, so nothing still uses what is removed: connectors stop reading
-# before their slot goes, the slot's walsender ends before its role is dropped.
-_REPAIR_ORDER: tuple[ResourceKind, ...] = (
-    "connector", "slot", "publication", "heartbeat_table", "role", "topic", "secret",
-)
-_SOURCE_KINDS: tuple[ResourceKind, ...] = ("slot", "publication", "heartbeat_table", "role")
-# What a dependency may raise when it cannot be used; anything else is a bug and ends the sweep.
-_TARGET_ERRORS = (StepError, psycopg.Error, BotoCoreError, ClientError, KafkaError)
 
 T = TypeVar("T")
 
@@ -105,6 +89,11 @@ class _Pipeline:
     connectors: list[ConnectorObservation] | None = None
     slot: SlotObservation | None = None
     unrepaired_drift: list[str] = field(default_factory=list)
+    server_started_at: str | None = None  # the source server's start, for the slot's statistics
+    connector_lsn: int | None = None  # where the source connector's committed offsets resume from
+    previous: HealthRecord = field(default_factory=HealthRecord)
+    broken: str | None = None  # why the slot cannot be trusted (`slot_broken`), once the sweep knows
+    held: bool = False  # a lifecycle execution that is still running holds the entry (`_held`)
 
 
 def reconcile(
@@ -130,16 +119,20 @@ def reconcile(
     report.registered = len(entries)
     health = read_health_records()
     pipelines = _parse(entries, report)
+    for pipeline in pipelines:
+        pipeline.previous = health.get(pipeline.entry.pipeline_id, HealthRecord())
 
     inventories = _sweep_sources(pipelines, report)
     connectors = _sweep_connect(pipelines, report)
+    _sweep_sinks(pipelines, report)
     topics = _sweep_kafka(pipelines, report)
     replication_secrets = _attempt(report, "secrets", "secretsmanager", [], secrets.list_cdcflow_secrets)
 
     reconciled = [pipeline for pipeline in pipelines if pipeline.report is not None]
 
     def record(pipeline: _Pipeline) -> None:
-        _record(pipeline, health.get(pipeline.entry.pipeline_id, HealthRecord()), settings, now)
+        _record(pipeline, pipeline.previous, settings, now)
+        _alarm_states(pipeline, now)
 
     # One conditional write per pipeline: written side by side, they cost a fraction of the sweep.
     with ThreadPoolExecutor(max_workers=RECORD_WORKERS) as pool:
@@ -149,66 +142,20 @@ def reconcile(
 
     live_specs = [pipeline.spec for pipeline in pipelines if pipeline.entry.status in LIVE_STATUSES]
     statuses_by_id = {entry.pipeline_id: entry.status for entry in entries}
-    orphans = _find_orphans(inventories, connectors, topics, replication_secrets, live_specs, statuses_by_id)
-    report.orphans = _still_orphaned(orphans)
+    orphans = find_all_orphans(inventories, connectors, topics, replication_secrets, live_specs, statuses_by_id)
+    # A pipeline held by a lifecycle execution (an update adding tables) owns more than its registered spec names.
+    held = {pipeline.entry.pipeline_id for pipeline in pipelines if pipeline.held}
+    orphans = [orphan for orphan in orphans if orphan.pipeline_id not in held]
+    report.orphans = still_orphaned(orphans)
     if repair:
         chosen = [o for o in report.orphans if repair_only is None or o.pipeline_id in repair_only]
-        report.orphans = _delete_orphans(report.orphans, chosen, pipelines)
+        report.orphans = delete_orphans(report.orphans, chosen, _source_specs(pipelines))
 
     report.stuck = _stuck(entries, now, settings)
     final_status = {p.pipeline_id: p.status for p in report.pipelines}
     report.status_counts = count_statuses([final_status.get(e.pipeline_id, e.status) for e in entries])
     report.finished_at = (now + timedelta(seconds=time.monotonic() - started)).isoformat(timespec="seconds")
     return report
-
-
-def handler(event: Any, context: Any) -> dict[str, Any]:
-    """The Lambda entry point: `{"repair": true}` deletes orphans; any other event (EventBridge's own) only reports.
-
-    `{"repair": true, "pipelines": ["orders"]}` deletes only the orphans of
-    the named pipeline ids. Logs the report once, emits its metrics, and
-    returns it as JSON. Raises ValueError for a `repair` that is not a boolean
-    or `pipelines` that is not a list of ids, and `ReconcileSettingsInvalid`
-    for a bad `RECONCILE_*` variable, before anything is touched.
-    """
-    install_root_filter()
-    repair = _repair_requested(event)
-    repair_only = _repair_scope(event)
-    settings = ReconcileSettings.from_env()
-    with invocation_log_keys(context, step="Reconcile"):
-        report = reconcile(repair=repair, settings=settings, repair_only=repair_only)
-        document = report.to_dict()
-        # CloudWatch Logs caps an event at 256 KB: the log line leaves out the healthy, unchanged pipelines.
-        logger.info("Reconciliation finished", extra={"reconcile_report": _loggable(document)})
-        emit_metrics(report)
-    return document
-
-
-def _repair_requested(event: Any) -> bool:
-    if not isinstance(event, dict) or "repair" not in event:
-        return False
-    if not isinstance(event["repair"], bool):
-        raise ValueError(f"repair: must be true or false, got {event['repair']!r}")
-    return event["repair"]
-
-
-def _repair_scope(event: Any) -> frozenset[str] | None:
-    if not isinstance(event, dict) or "pipelines" not in event:
-        return None
-    pipelines = event["pipelines"]
-    if not isinstance(pipelines, list) or not all(isinstance(p, str) and p for p in pipelines):
-        raise ValueError(f"pipelines: must be a list of pipeline ids, got {pipelines!r}")
-    return frozenset(pipelines)
-
-
-def _loggable(document: dict[str, Any]) -> dict[str, Any]:
-    def notable(pipeline: dict[str, Any]) -> bool:
-        keys = ("restarted", "publication_added", "publication_removed", "problems", "notes", "errors")
-        return pipeline["status"] != pipeline["previous_status"] or pipeline["status"] != "ACTIVE" or any(
-            pipeline[key] for key in keys
-        )
-
-    return {**document, "pipelines": [pipeline for pipeline in document["pipelines"] if notable(pipeline)]}
 
 
 # -- the registry -----------------------------------------------------------
@@ -231,13 +178,29 @@ def _parse(entries: list[RegistryEntry], report: ReconcileReport) -> list[_Pipel
         try:
             spec = parse_spec(spec_document(entry.spec))
         except StepError as exc:
-            report.errors.append(TargetError("registry", entry.pipeline_id, _describe(exc), (entry.pipeline_id,)))
+            report.errors.append(TargetError("registry", entry.pipeline_id, describe(exc), (entry.pipeline_id,)))
             continue
-        pipeline = _Pipeline(entry, spec)
+        pipeline = _Pipeline(entry, spec, held=_held(entry))
         if entry.status in RECONCILED_STATUSES:
             pipeline.report = PipelineReport(entry.pipeline_id, entry.status, entry.status)
         pipelines.append(pipeline)
     return pipelines
+
+
+def _held(entry: RegistryEntry) -> bool:
+    """Whether a lifecycle execution still running holds `entry`.
+
+    A claim whose execution ended without releasing it (an update that was
+    stopped, so ran no compensation) holds nothing: the sweep then aligns the
+    pipeline to its registered spec again and finds what the update left as
+    orphans. A claim whose execution cannot be read counts as held.
+    """
+    if not entry.lifecycle_execution_arn:
+        return False
+    try:
+        return not has_ended(entry.lifecycle_execution_arn)
+    except (BotoCoreError, ClientError):
+        return True
 
 
 def _record(pipeline: _Pipeline, previous: HealthRecord, settings: ReconcileSettings, now: datetime) -> None:
@@ -251,7 +214,12 @@ def _record(pipeline: _Pipeline, previous: HealthRecord, settings: ReconcileSett
         slot=pipeline.slot,
         restarts_made=len(report.restarted),
         other_problems=pipeline.unrepaired_drift,
+        broken=_broken(pipeline),
+        execution_arn=entry.execution_arn,
+        server_started_at=pipeline.server_started_at,
     )
+    report.broken = assessment.health.broken if assessment.status is PipelineStatus.BROKEN else None
+    report.slot_inactive_minutes = _minutes_since(assessment.health.slot_inactive_since, now)
     report.failed_sweeps = assessment.health.failed_sweeps
     report.restarts_in_window = len(assessment.health.restarts)
     report.problems = list(assessment.problems)
@@ -261,12 +229,43 @@ def _record(pipeline: _Pipeline, previous: HealthRecord, settings: ReconcileSett
             assessment.problems,
         )
     except (BotoCoreError, ClientError) as exc:
-        report.errors.append(f"the registry entry could not be updated: {_describe(exc)}")
+        report.errors.append(f"the registry entry could not be updated: {describe(exc)}")
         return
     if saved:
         report.status = assessment.status
     else:
         report.notes.append("the registry entry changed during the sweep; its status was left to the newer change")
+
+
+def _broken(pipeline: _Pipeline) -> str | None:
+    """Why the pipeline's slot cannot be trusted, from what the sweep has seen so far (`slot_broken`)."""
+    if pipeline.broken is None:
+        pipeline.broken = slot_broken(
+            pipeline.slot, pipeline.previous, execution_arn=pipeline.entry.execution_arn,
+            server_started_at=pipeline.server_started_at, connector_lsn=pipeline.connector_lsn,
+        ) or None
+    return pipeline.broken
+
+
+def _minutes_since(at: str | None, now: datetime) -> int | None:
+    return None if at is None else max(0, int((now - datetime.fromisoformat(at)).total_seconds() // 60))
+
+
+def _alarm_states(pipeline: _Pipeline, now: datetime) -> None:
+    """Where nothing evaluates CloudWatch alarms (the local stack), evaluate this sweep's values and set them."""
+    report = pipeline.report
+    assert report is not None
+    if not alarms.evaluating_locally():
+        return
+    states = alarms.evaluate(pipeline.spec, alarm_metrics(report))
+    report.alarms = {key: state for key, (state, _) in states.items()}
+    try:
+        missing = alarms.record_states(pipeline.entry.pipeline_id, states)
+    except (BotoCoreError, ClientError) as exc:
+        report.errors.append(f"the alarms could not be set: {describe(exc)}")
+        return
+    if missing:
+        report.notes.append(f"no alarm {', '.join(missing)}: provisioned before its alarms existed")
 
 
 # -- the source databases ----------------------------------------------------
@@ -275,15 +274,16 @@ def _record(pipeline: _Pipeline, previous: HealthRecord, settings: ReconcileSett
 def _sweep_sources(pipelines: list[_Pipeline], report: ReconcileReport) -> dict[str, SourceInventory]:
     """Visit every source database once; returns the inventory of each one that answered."""
     inventories: dict[str, SourceInventory] = {}
-    for location, group in _group(pipelines, lambda p: source_database(p.spec)):
+    for location, group in grouped(pipelines, lambda p: source_database(p.spec)):
         reconciled = [pipeline for pipeline in group if pipeline.report is not None]
         try:
             with open_source(_admin_spec(group)) as conn:
                 inventory = take_inventory(conn)
                 for pipeline in reconciled:
                     _check_source(conn, inventory, pipeline)
-        except _TARGET_ERRORS as exc:
-            _unreachable(report, "source", location, reconciled, exc)
+        except TARGET_ERRORS as exc:
+            # Every pipeline on this source is named, FAILED ones too: its outage is theirs, not the sweep's.
+            _unreachable(report, "source", location, group, exc)
             continue
         inventories[location] = inventory
     return inventories
@@ -294,14 +294,32 @@ def _check_source(conn: psycopg.Connection, inventory: SourceInventory, pipeline
     assert report is not None
     names = pipeline.spec.names
     pipeline.slot = inventory.slots.get(names.replication_slot) or SlotObservation(names.replication_slot, exists=False)
+    pipeline.server_started_at = inventory.server_started_at
     report.slot_active = pipeline.slot.active if pipeline.slot.exists else None
     report.slot_lag_bytes = pipeline.slot.lag_bytes
-    if pipeline.slot.exists and not pipeline.slot.active:
+    report.wal_status = pipeline.slot.wal_status
+    if pipeline.entry.status is not PipelineStatus.PAUSED:  # a paused pipeline's heartbeat stops as asked
+        try:
+            report.heartbeat_age_seconds = heartbeat_age_seconds(conn, names.heartbeat_qualified, HEARTBEAT_ROW_ID)
+        except TARGET_ERRORS as exc:
+            report.errors.append(f"heartbeat table {names.heartbeat_qualified} could not be read: {describe(exc)}")
+    if pipeline.entry.status is PipelineStatus.BROKEN:
+        return  # kept as found for the rebuild: no re-alignment
+    if pipeline.slot.exists and pipeline.entry.status is PipelineStatus.PAUSED:
+        retained = "an unknown amount" if pipeline.slot.lag_bytes is None else f"{pipeline.slot.lag_bytes} bytes"
+        report.notes.append(f"replication slot {names.replication_slot} retains {retained} of WAL while the "
+                            "pipeline is PAUSED")
+    elif pipeline.slot.exists and not pipeline.slot.active:
         report.notes.append(f"replication slot {names.replication_slot} is inactive: no connector is reading it")
+    if pipeline.held:
+        # An update holding the pipeline is moving its publication to another spec: the registered one is the old.
+        report.notes.append(f"publication {names.publication} left as it is while execution "
+                            f"{pipeline.entry.lifecycle_execution_arn} holds the pipeline")
+        return
     try:
         added, removed = realign_publication(conn, pipeline.spec, names.publication in inventory.publications)
-    except _TARGET_ERRORS as exc:
-        report.errors.append(f"publication {names.publication} could not be re-aligned: {_describe(exc)}")
+    except TARGET_ERRORS as exc:
+        report.errors.append(f"publication {names.publication} could not be re-aligned: {describe(exc)}")
         pipeline.unrepaired_drift.append(f"publication {names.publication} may differ from the spec")
         return
     report.publication_added, report.publication_removed = added, removed
@@ -318,13 +336,13 @@ def _admin_spec(group: list[_Pipeline]) -> PipelineSpec:
 def _sweep_connect(pipelines: list[_Pipeline], report: ReconcileReport) -> dict[str, dict[str, Any]]:
     """Visit every Connect cluster once: read all statuses, restart what FAILED. Returns the statuses per cluster."""
     by_cluster: dict[str, dict[str, Any]] = {}
-    for url, group in _group(pipelines, lambda p: p.spec.connect.url):
+    for url, group in grouped(pipelines, lambda p: p.spec.connect.url):
         reconciled = [pipeline for pipeline in group if pipeline.report is not None]
         with ConnectClient(url) as client:
             try:
                 statuses = client.list_with_statuses()
-            except _TARGET_ERRORS as exc:
-                _unreachable(report, "connect", url, reconciled, exc)
+            except TARGET_ERRORS as exc:
+                _unreachable(report, "connect", url, group, exc)
                 continue
             by_cluster[url] = statuses
             for pipeline in reconciled:
@@ -338,6 +356,18 @@ def _check_connectors(client: ConnectClient, statuses: dict[str, Any], pipeline:
     names = pipeline.spec.names
     pipeline.connectors = observe_connectors(statuses, [names.source_connector, names.sink_connector])
     report.source_connector, report.sink_connector = (connector.state for connector in pipeline.connectors)
+    if pipeline.slot is not None and pipeline.slot.exists and names.source_connector in statuses:
+        try:
+            pipeline.connector_lsn = committed_lsn(client.offsets(names.source_connector))
+        except TARGET_ERRORS as exc:
+            report.errors.append(f"the offsets of connector {names.source_connector} could not be read: "
+                                 f"{describe(exc)}")
+    if pipeline.entry.status is PipelineStatus.PAUSED:
+        return  # paused as its team asked: nothing to restart (`assess` reports what is not PAUSED)
+    if _broken(pipeline) or pipeline.entry.status is PipelineStatus.BROKEN:
+        # A restart would let Debezium create a slot from the current WAL position and hide the loss.
+        report.notes.append("connectors are not restarted: the replication slot cannot be trusted")
+        return
     for connector in pipeline.connectors:
         if connector.state == "PAUSED":
             report.notes.append(f"connector {connector.name} is paused")
@@ -347,130 +377,39 @@ def _check_connectors(client: ConnectClient, statuses: dict[str, Any], pipeline:
         report.notes.append(f"connector {connector.name} FAILED ({what}): {connector.trace_summary or 'no trace'}")
         try:
             client.restart(connector.name, include_tasks=True, only_failed=True)
-        except _TARGET_ERRORS as exc:
-            report.errors.append(f"connector {connector.name} could not be restarted: {_describe(exc)}")
+        except TARGET_ERRORS as exc:
+            report.errors.append(f"connector {connector.name} could not be restarted: {describe(exc)}")
             continue
         report.restarted.append(connector.name)
+
+
+def _sweep_sinks(pipelines: list[_Pipeline], report: ReconcileReport) -> None:
+    """Visit every OpenSearch sink once: each reconciled pipeline's indices must exist."""
+    searched = [p for p in pipelines if p.spec.sink.type == "opensearch" and p.report is not None]
+    for url, group in grouped(searched, lambda p: p.spec.sink.url or ""):
+        for index, pipeline in enumerate(group):
+            try:
+                missing = missing_sink_indices(pipeline.spec)
+            except TARGET_ERRORS as exc:
+                # Unreachable for one is unreachable for the rest of this sink.
+                _unreachable(report, "sink", url, group[index:], exc)
+                break
+            pipeline.unrepaired_drift.extend(f"index {name} is missing at the OpenSearch sink" for name in missing)
 
 
 def _sweep_kafka(pipelines: list[_Pipeline], report: ReconcileReport) -> dict[str, list[str]]:
     """List the topics of every Kafka cluster once."""
     topics: dict[str, list[str]] = {}
-    for bootstrap, group in _group(pipelines, lambda p: p.spec.kafka.bootstrap_servers):
-        affected = [pipeline for pipeline in group if pipeline.report is not None]
-        listed = _attempt(report, "kafka", bootstrap, affected, partial(list_topics, bootstrap))
+    for bootstrap, group in grouped(pipelines, lambda p: p.spec.kafka.bootstrap_servers):
+        listed = _attempt(report, "kafka", bootstrap, group, partial(list_topics, bootstrap))
         if listed is not None:
             topics[bootstrap] = listed
     return topics
 
 
-# -- orphans --------------------------------------------------------------------
-
-
-def _find_orphans(
-    inventories: dict[str, SourceInventory],
-    connector_statuses_by_cluster: dict[str, dict[str, Any]],
-    topics: dict[str, list[str]],
-    replication_secrets: list[str] | None,
-    live_specs: list[PipelineSpec],
-    statuses: dict[str, PipelineStatus],
-) -> list[Orphan]:
-    orphans: list[Orphan] = []
-    roles_by_server: dict[str, set[str]] = defaultdict(set)
-    for location, inventory in inventories.items():
-        orphans += find_orphans("slot", location, inventory.slots, live_specs, statuses)
-        orphans += find_orphans("publication", location, inventory.publications, live_specs, statuses)
-        orphans += find_orphans("heartbeat_table", location, inventory.heartbeat_tables, live_specs, statuses)
-        roles_by_server[location.rsplit("/", 1)[0]].update(inventory.roles)
-    for server, roles in roles_by_server.items():
-        orphans += find_orphans("role", server, roles, live_specs, statuses)
-    for url, connectors in connector_statuses_by_cluster.items():
-        orphans += find_orphans("connector", url, connectors, live_specs, statuses)
-    for bootstrap, names in topics.items():
-        orphans += find_orphans("topic", bootstrap, names, live_specs, statuses)
-    if replication_secrets is not None:
-        orphans += find_orphans("secret", "secretsmanager", replication_secrets, live_specs, statuses)
-    return orphans
-
-
-def _still_orphaned(orphans: list[Orphan]) -> list[Orphan]:
-    """`orphans` less those whose pipeline was registered (or re-provisioned) while the sweep ran.
-
-    Each pipeline id is read again with a strongly consistent read, so a
-    provisioning that started after the registry was listed keeps what it
-    has already created.
-    """
-    kept = []
-    entries: dict[str, RegistryEntry | None] = {}
-    for orphan in orphans:
-        if orphan.pipeline_id not in entries:
-            entries[orphan.pipeline_id] = registry.get(orphan.pipeline_id)
-        entry = entries[orphan.pipeline_id]
-        if entry is not None and entry.status in LIVE_STATUSES:
-            spec = parse_spec(spec_document(entry.spec))
-            owned = orphan.name in expected_names(orphan.kind, spec)
-            if owned and expected_location(orphan.kind, spec) == orphan.location:
-                continue
-        kept.append(orphan)
-    return kept
-
-
-def _delete_orphans(orphans: list[Orphan], chosen: list[Orphan], pipelines: list[_Pipeline]) -> list[Orphan]:
-    """Delete the `chosen` orphans with the matching compensations; returns `orphans`, those marked deleted or with their error."""
-    outcomes: dict[tuple[str, str, str], Orphan] = {}
-    by_kind: dict[ResourceKind, list[Orphan]] = defaultdict(list)
-    for orphan in chosen:
-        by_kind[orphan.kind].append(orphan)
-    specs_by_location = _source_specs(pipelines)
-    for kind in _REPAIR_ORDER:
-        for location, group in _group(by_kind.get(kind, []), lambda orphan: orphan.location):
-            for orphan in _delete_group(kind, location, group, specs_by_location):
-                outcomes[(orphan.kind, orphan.location, orphan.name)] = orphan
-    return [outcomes.get((orphan.kind, orphan.location, orphan.name), orphan) for orphan in orphans]
-
-
-def _delete_group(
-    kind: ResourceKind, location: str, orphans: list[Orphan], specs_by_location: dict[str, PipelineSpec]
-) -> list[Orphan]:
-    """Delete orphans of one kind at one location; each comes back marked deleted or with its error."""
-    names = [orphan.name for orphan in orphans]
-    try:
-        if kind == "connector":
-            with ConnectClient(location) as client:
-                errors = _each(names, lambda name: delete_connector(client, name))
-        elif kind == "topic":
-            errors = delete_orphan_topics(location, names)
-        elif kind == "secret":
-            errors = _each(names, secrets.delete_secret)
-        else:
-            # A role belongs to the server: it is dropped through any database of that server cdcflow knows.
-            spec = _server_spec(location, specs_by_location) if kind == "role" else specs_by_location[location]
-            with open_source(spec) as conn:
-                errors = drop_orphans(conn, kind, {orphan.name: orphan.pipeline_id for orphan in orphans}, spec)
-    except _TARGET_ERRORS as exc:
-        errors = dict.fromkeys(names, _describe(exc))
-    return [replace(orphan, deleted=errors.get(orphan.name) is None, error=errors.get(orphan.name)) for orphan in orphans]
-
-
-def _each(names: list[str], delete: Callable[[str], object]) -> dict[str, str | None]:
-    """Call `delete` for every name; returns each name's error (None when it succeeded)."""
-    errors: dict[str, str | None] = {}
-    for name in names:
-        try:
-            delete(name)
-            errors[name] = None
-        except _TARGET_ERRORS as exc:
-            errors[name] = _describe(exc)
-    return errors
-
-
 def _source_specs(pipelines: list[_Pipeline]) -> dict[str, PipelineSpec]:
     """For each source database location, the spec whose admin secret opens it."""
-    return {location: _admin_spec(group) for location, group in _group(pipelines, lambda p: source_database(p.spec))}
-
-
-def _server_spec(server: str, specs_by_location: dict[str, PipelineSpec]) -> PipelineSpec:
-    return next(spec for location, spec in sorted(specs_by_location.items()) if source_server(spec) == server)
+    return {location: _admin_spec(group) for location, group in grouped(pipelines, lambda p: source_database(p.spec))}
 
 
 # -- stuck executions and helpers ----------------------------------------------
@@ -487,21 +426,13 @@ def _stuck(entries: list[RegistryEntry], now: datetime, settings: ReconcileSetti
     return stuck
 
 
-def _group(items: Iterable[T], key: Callable[[T], str]) -> Iterator[tuple[str, list[T]]]:
-    """`items` grouped by `key`, groups in key order, items in their original order."""
-    groups: dict[str, list[T]] = defaultdict(list)
-    for item in items:
-        groups[key(item)].append(item)
-    yield from sorted(groups.items())
-
-
 def _attempt(
     report: ReconcileReport, target: TargetKind, location: str, affected: list[_Pipeline], call: Callable[[], T]
 ) -> T | None:
     """`call()`, or None with the failure reported against `affected`."""
     try:
         return call()
-    except _TARGET_ERRORS as exc:
+    except TARGET_ERRORS as exc:
         _unreachable(report, target, location, affected, exc)
         return None
 
@@ -509,14 +440,8 @@ def _attempt(
 def _unreachable(
     report: ReconcileReport, target: TargetKind, location: str, affected: list[_Pipeline], exc: BaseException
 ) -> None:
-    description = _describe(exc)
+    description = describe(exc)
     report.errors.append(TargetError(target, location, description, tuple(p.entry.pipeline_id for p in affected)))
     for pipeline in affected:
         if pipeline.report is not None:
             pipeline.report.errors.append(f"{target} {location} could not be checked: {description}")
-
-
-def _describe(exc: BaseException) -> str:
-    """`ClassName: message` of the named error `exc` stands for, with known secrets masked."""
-    named = translate(exc)
-    return redact(f"{type(named).__name__}: {named}")

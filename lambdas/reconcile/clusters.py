@@ -13,12 +13,30 @@ from typing import Any
 import kafka.errors as kafka_errors
 
 from lambdas.kafka_topics import ADMIN_TIMEOUT_MS, kafka_admin
-from lambdas.reconcile_policy import ConnectorObservation, classify_connector
+from lambdas.reconcile.policy import ConnectorObservation, classify_connector
 
 
 def observe_connectors(statuses: dict[str, dict[str, Any]], names: Iterable[str]) -> list[ConnectorObservation]:
     """The observations of connectors `names`, MISSING for those the cluster does not have."""
     return [classify_connector(name, statuses.get(name)) for name in names]
+
+
+# The WAL positions a Debezium PostgreSQL offset carries: the last event's, the last processed and committed.
+_OFFSET_LSN_KEYS = ("lsn", "lsn_proc", "lsn_commit")
+
+
+def committed_lsn(offsets: list[dict[str, Any]] | None) -> int | None:
+    """The furthest WAL position a Debezium PostgreSQL connector's committed offsets name; None without one.
+
+    Debezium confirms a position to its slot only after Connect committed the
+    offset holding it, so a slot that confirms more than this was not the one
+    the connector read. Pure.
+    """
+    positions = [
+        int(value) for entry in offsets or [] for key, value in (entry.get("offset") or {}).items()
+        if key in _OFFSET_LSN_KEYS and not isinstance(value, bool) and str(value).isdigit()
+    ]
+    return max(positions) if positions else None
 
 
 def list_topics(bootstrap_servers: str) -> list[str]:
