@@ -10,6 +10,10 @@
 4. Inserts, updates and deletes rows at the source and prints the change
    events as they arrive from Kafka, then the rows at the sink.
 
+With `--sink opensearch` the stack also starts OpenSearch, the pipeline is
+`orders_search` (the same table, into an OpenSearch index), and step 6 shows the
+index's documents instead of the sink table's rows.
+
 Exit codes are the operator commands' (`cdcflow.operate_cli`): 1 when the
 pipeline ends FAILED (naming the step and its error) or the changes do not
 arrive, 2 when the source holds an `orders` table of another shape or the API
@@ -28,6 +32,7 @@ from typing import Annotated, Any
 
 import boto3
 import psycopg
+import requests
 import typer
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
@@ -36,19 +41,11 @@ from rich.console import Console
 from rich.markup import escape
 
 import cdcflow.local
-from cdcflow.local.config import REPO_ROOT, Endpoints
-from cdcflow.operate import (
-    CAUGHT,
-    FAILED,
-    ApiRefused,
-    PipelinesApi,
-    ServiceFailed,
-    ServiceUnreachable,
-    StepChange,
-    cause_message,
-    follow_execution,
-    stepfunctions_client,
-)
+from cdcflow.api_client import ApiRefused, PipelinesApi, profile_session
+from cdcflow.errors import ServiceFailed, ServiceUnreachable
+from cdcflow.history import CAUGHT, FAILED, StepChange, cause_message, follow_execution, stepfunctions_client
+from cdcflow.local import connections as local_connections
+from cdcflow.local.config import REPO_ROOT, StackConfig
 from cdcflow.operate_cli import (
     EXIT_BAD_INPUT,
     EXIT_OK,
@@ -57,14 +54,20 @@ from cdcflow.operate_cli import (
     load_spec_file,
     print_step_change,
 )
-from lambdas.spec import PipelineSpec, parse_spec
+from lambdas.connections import parse_connection
+from lambdas.pipeline_request import resolve
+from lambdas.spec import PipelineSpec
 
 DEMO_SPEC_FILE = REPO_ROOT / "examples" / "orders_pipeline.json"
 DEMO_SCHEMA, DEMO_TABLE = "public", "orders"
+# The demo asks as a team would: the requester of the spec's owner, team-orders (cdcflow.local.credentials).
+DEMO_PROFILE = "cdcflow-orders-requester"
 DEMO_COLUMNS = ("id", "item", "qty")
 # Debezium streams within seconds once its connector runs; the sink commits on its own schedule.
 CHANGE_TIMEOUT_SECONDS = 120
 LIVE_STATUSES = ("ACTIVE", "DEGRADED")
+SINKS = ("jdbc", "opensearch")
+OPENSEARCH_PIPELINE_ID = "orders_search"
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -100,15 +103,23 @@ class ChangeEvent:
 # -- the pieces ----------------------------------------------------------------------
 
 
-def demo_spec(endpoints: Endpoints, spec_file: Path = DEMO_SPEC_FILE) -> dict[str, Any]:
-    """The example spec with the running stack's addresses (ports may be moved with `CDCFLOW_LOCAL_*_PORT`)."""
+def demo_spec(spec_file: Path = DEMO_SPEC_FILE, sink: str = "jdbc") -> dict[str, Any]:
+    """The example spec, as a team writes it: it names the local stack's connections, never an address.
+
+    With `sink="opensearch"` the pipeline is `orders_search` and delivers into the local OpenSearch.
+    """
     spec = load_spec_file(spec_file)
-    postgres = endpoints.postgres
-    spec["source"] |= {"host": postgres.host, "port": postgres.port, "database": postgres.source_database}
-    spec["sink"] |= {"host": postgres.host, "port": postgres.port, "database": postgres.sink_database}
-    spec["kafka"]["bootstrap_servers"] = endpoints.kafka.bootstrap_servers
-    spec["connect"]["url"] = endpoints.connect.url
+    if sink == "opensearch":
+        spec["pipeline_id"] = OPENSEARCH_PIPELINE_ID
+        spec["sink"] = {"connection": local_connections.OPENSEARCH}
     return spec
+
+
+def resolved_demo_spec(config: StackConfig, spec: dict[str, Any]) -> PipelineSpec:
+    """What the API resolves the demo's spec into, from the connections `local up` registered."""
+    registered = {document["name"]: parse_connection(document)
+                  for document in local_connections.local_connections(config)}
+    return resolve(spec, registered.get)
 
 
 def ensure_demo_table(source_dsn: str) -> bool:
@@ -277,6 +288,31 @@ def await_sink_rows(
             time.sleep(1)
 
 
+def await_index_documents(
+    opensearch_url: str, index: str, expected: list[dict[str, Any]], ids: list[int], timeout: float
+) -> list[dict[str, Any]]:
+    """The index's documents for `ids` once they equal `expected`; `DemoFailed` naming both on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        documents = []
+        response = requests.post(
+            f"{opensearch_url}/{index}/_search",
+            json={"query": {"ids": {"values": [str(i) for i in ids]}}, "size": len(ids)},
+            timeout=10,
+        )
+        if response.status_code == 200:
+            hits = response.json()["hits"]["hits"]
+            documents = sorted(({c: hit["_source"].get(c) for c in DEMO_COLUMNS} for hit in hits), key=lambda d: d["id"])
+        if documents == expected:
+            return documents
+        if time.monotonic() > deadline:
+            raise DemoFailed(
+                f"after {timeout:.0f} s the index {index} holds {documents} for ids {ids}, not {expected}",
+                EXIT_PIPELINE_FAILED,
+            )
+        time.sleep(1)
+
+
 # -- provisioning ------------------------------------------------------------------------
 
 
@@ -368,11 +404,12 @@ def _json(document: dict[str, Any] | None) -> str:
     return json.dumps(document, sort_keys=False, default=str)
 
 
-def run_demo(fresh: bool) -> None:
+def run_demo(fresh: bool, sink: str = "jdbc") -> None:
     """The demo, end to end; raises `DemoFailed` (or a service's error) when it cannot go on."""
     _section("1. the local stack")
+    extras = ("opensearch",) if sink == "opensearch" else ()
     try:
-        stack = cdcflow.local.up(progress=lambda message: out.print(f"[dim]{escape(message)}[/]"))
+        stack = cdcflow.local.up(progress=lambda message: out.print(f"[dim]{escape(message)}[/]"), extras=extras)
     except cdcflow.local.LocalStackError as error:
         raise DemoFailed(str(error), EXIT_UNREACHABLE) from None
     endpoints = stack.endpoints
@@ -392,11 +429,13 @@ def run_demo(fresh: bool) -> None:
     )
 
     _section("3. provisioning the pipeline")
-    spec_document = demo_spec(endpoints)
-    spec = parse_spec(spec_document)
-    api = PipelinesApi(endpoints.api.url)
+    spec_document = demo_spec(sink=sink)
+    spec = resolved_demo_spec(stack.config, spec_document)
+    api = PipelinesApi(endpoints.api.url, session=profile_session(
+        DEMO_PROFILE, credentials_file=endpoints.api.credentials_file, region=endpoints.aws.region))
     stepfunctions = stepfunctions_client(endpoints.engine.url, boto3.Session())
-    out.print(escape(f"spec {DEMO_SPEC_FILE.relative_to(REPO_ROOT)} (addresses of this stack filled in)"))
+    out.print(escape(f"spec {DEMO_SPEC_FILE.relative_to(REPO_ROOT)}: source {spec.source.connection}, "
+                     f"cluster {spec.kafka.cluster}, sink {spec.sink.connection} (connections `local up` registered)"))
     provision_demo_pipeline(api, stepfunctions, spec_document, fresh)
 
     topic = spec.names.table_topic(f"{DEMO_SCHEMA}.{DEMO_TABLE}")
@@ -414,12 +453,19 @@ def run_demo(fresh: bool) -> None:
                 escape(f"  {event.op}  id={event.row_id}  before={_json(event.before)}  after={_json(event.after)}")
             )
 
-    schema, table = sink_table(spec)
-    _section(f"6. rows at the sink ({schema}.{table} in database {endpoints.postgres.sink_database})")
     ids = sorted({write.row_id for write in writes})
-    rows = await_sink_rows(endpoints.postgres.sink_dsn(), spec, final_rows(writes), ids, CHANGE_TIMEOUT_SECONDS)
-    for row in rows:
-        out.print(escape("  " + " ".join(f"{column}={row[column]}" for column in DEMO_COLUMNS)))
+    if sink == "opensearch":
+        assert endpoints.opensearch is not None
+        _section(f"6. documents in the OpenSearch index {topic} ({endpoints.opensearch.url})")
+        rows = await_index_documents(endpoints.opensearch.url, topic, final_rows(writes), ids, CHANGE_TIMEOUT_SECONDS)
+        for row in rows:
+            out.print(escape(f"  _id={row['id']} {_json(row)}"))
+    else:
+        schema, table = sink_table(spec)
+        _section(f"6. rows at the sink ({schema}.{table} in database {endpoints.postgres.sink_database})")
+        rows = await_sink_rows(endpoints.postgres.sink_dsn(), spec, final_rows(writes), ids, CHANGE_TIMEOUT_SECONDS)
+        for row in rows:
+            out.print(escape("  " + " ".join(f"{column}={row[column]}" for column in DEMO_COLUMNS)))
     deleted = sorted(set(ids) - {row["id"] for row in rows})
     out.print(escape(f"  (id={', '.join(map(str, deleted))} deleted at the source: gone from the sink too)"))
 
@@ -440,14 +486,20 @@ def demo(
     fresh: Annotated[
         bool, typer.Option("--fresh", help="Tear the demo pipeline down first if it exists, and provision it again")
     ] = False,
+    sink: Annotated[
+        str, typer.Option("--sink", help="Where the demo pipeline delivers: jdbc (PostgreSQL) or opensearch")
+    ] = "jdbc",
 ) -> None:
     """Bring up the local stack, provision the demo pipeline through the local API, and show changes flowing.
 
     Re-running reuses the ACTIVE demo pipeline (it says so) and shows new
     changes; --fresh provisions it from scratch.
     """
+    if sink not in SINKS:
+        err.print(f"[red]--sink {escape(sink)}:[/] not a sink the demo knows (choose {' or '.join(SINKS)})")
+        raise typer.Exit(EXIT_BAD_INPUT)
     try:
-        run_demo(fresh)
+        run_demo(fresh, sink)
     except DemoFailed as error:
         err.print(f"[red]demo failed:[/] {escape(str(error))}")
         raise typer.Exit(error.exit_code) from None

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from cdcflow.catalogue import local_definition_substitutions, resolve_local_function
+from lambdas.common import idempotency
 from localsfn import Engine
 from localsfn.__main__ import run_until_signalled
+from localsfn.journal import JournalInUse
+from localsfn.server import DEFAULT_PORT
+from statemachines.catalogue import local_definition_substitutions, resolve_local_function
 
 STATEMACHINES_DIR = Path(__file__).resolve().parent.parent / "statemachines"
 DEFINITION_SUFFIX = ".asl.json"
@@ -50,15 +54,44 @@ def load_workflows(engine: Engine, definitions_dir: Path = STATEMACHINES_DIR) ->
     return machines
 
 
+def forget_dead_steps() -> None:
+    """The steps in flight when the last engine on this journal died died with it: forget their in-progress records.
+
+    The engine runs every step of the local stack in its own process, so an
+    in-progress idempotency record found as it starts belongs to a run that is
+    gone. Left there, the resumed step would be refused
+    (`IdempotencyAlreadyInProgressError`) until the record expired, which
+    Powertools ties to the function's timeout (300 s for CreateSlot) as on
+    AWS, where a Lambda cut off by its timeout is known dead only then.
+    The lease of a scheduled reconcile sweep (`cdcflow.local.reconcile_schedule`)
+    that the last engine ran is released for the same reason.
+    """
+    if not os.environ.get(idempotency.TABLE_ENV) or idempotency.idempotency_disabled():
+        return
+    from cdcflow.local.reconcile_schedule import forget_dead_sweep
+
+    forgotten = idempotency.forget_in_progress_records()
+    if forgotten:
+        typer.echo(f"forgot {len(forgotten)} in-progress step record(s) of runs that died with the last engine",
+                   err=True)
+    # The same table holds the reconcile lease; a scheduled sweep that held it died with the last engine too.
+    if forget_dead_sweep():
+        typer.echo("released the reconcile lease of a scheduled sweep that died with the last engine", err=True)
+
+
 @app.command()
 def serve(
-    port: Annotated[int, typer.Option(help="The port of the Step Functions API (0 picks a free one).")] = 8600,
+    port: Annotated[int, typer.Option(help="The port of the Step Functions API (0 picks a free one).")] = DEFAULT_PORT,
     db: Annotated[Path, typer.Option(help="The journal; executions in it resume on start.")] = Path(".cdcflow/engine.sqlite"),
     host: Annotated[str, typer.Option(help="The address to listen on.")] = "127.0.0.1",
 ) -> None:
     """Serve the Step Functions API with cdcflow's workflows, until SIGTERM or Ctrl-C."""
     db.parent.mkdir(parents=True, exist_ok=True)
-    engine = Engine(db, resolve_local_function)
+    try:
+        engine = Engine(db, resolve_local_function, before_resume=forget_dead_steps)
+    except JournalInUse as in_use:
+        typer.echo(f"cdcflow engine serve: {in_use}", err=True)
+        raise typer.Exit(1) from None
     try:
         machines = load_workflows(engine)
     except Exception:

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from cdcflow.local import fetch, stack
 from cdcflow.local.config import StackConfig, config_from_env
+from cdcflow.local.credentials import PROFILES
 from cdcflow.local.errors import LocalStackError
 from cdcflow.local.smoke import SmokeFailed, run_smoke
 
@@ -42,15 +43,22 @@ def _progress(message: str) -> None:
 
 
 @app.command()
-def up() -> None:
-    """Start PostgreSQL, Kafka, Kafka Connect, DynamoDB Local and moto; wait until each is ready."""
+def up(
+    with_: Annotated[list[str] | None, typer.Option("--with", help="Also start an optional service: opensearch.")] = None,
+) -> None:
+    """Start PostgreSQL, Kafka, Kafka Connect, DynamoDB Local and moto (and OpenSearch with --with opensearch)."""
     config = _config()
-    local = _run(lambda: stack.up(config, progress=_progress))
+    extras = tuple(with_ or ())
+    try:
+        stack.check_extras(extras)
+    except ValueError as error:
+        _fail(str(error))
+    local = _run(lambda: stack.up(config, progress=_progress, extras=extras))
     endpoints = local.endpoints
     console.print(
         f"postgres   {endpoints.postgres.host}:{endpoints.postgres.port} "
         f"(user {endpoints.postgres.admin_user}, databases {endpoints.postgres.source_database}, "
-        f"{endpoints.postgres.sink_database})",
+        f"{endpoints.postgres.sink_database}; TLS only: sslmode=verify-full sslrootcert={endpoints.postgres.ca_file})",
         highlight=False,
     )
     console.print(f"kafka      {endpoints.kafka.bootstrap_servers}", highlight=False)
@@ -58,7 +66,13 @@ def up() -> None:
     console.print(f"dynamodb   {endpoints.dynamodb.url}", highlight=False)
     console.print(f"aws (moto) {endpoints.aws.url}", highlight=False)
     console.print(f"engine     {endpoints.engine.url} (Step Functions API: --endpoint-url)", highlight=False)
-    console.print(f"api        {endpoints.api.url} (pipelines API)", highlight=False)
+    console.print(f"api        {endpoints.api.url} (pipelines API, SigV4-signed requests only)", highlight=False)
+    console.print(
+        f"users      {config.credentials_file} (AWS shared-credentials file, profiles {', '.join(PROFILES)})",
+        highlight=False,
+    )
+    if "opensearch" in extras and endpoints.opensearch is not None:
+        console.print(f"opensearch {endpoints.opensearch.url} (no security plugin: loopback only)", highlight=False)
 
 
 @app.command()
@@ -75,13 +89,14 @@ def status() -> None:
     table = Table("service", "ports", "pid", "health", "log")
     statuses = _run(lambda: stack.status(config))
     for service in statuses:
-        health = {"up": "[green]up[/green]", "down": "[red]down[/red]"}.get(
+        down = "off (optional)" if service.optional else "[red]down[/red]"
+        health = {"up": "[green]up[/green]", "down": down}.get(
             service.state, f"[yellow]{service.state}: {service.detail}[/yellow]"
         )
         ports = ", ".join(str(port) for port in service.listeners.values())
         table.add_row(service.name, ports, str(service.pid or "-"), health, str(service.log_path))
     console.print(table)
-    if any(service.state != "up" for service in statuses):
+    if any(service.state != "up" and not (service.optional and service.state == "down") for service in statuses):
         sys.exit(1)
 
 

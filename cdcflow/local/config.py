@@ -29,11 +29,15 @@ class Ports:
     postgres: int = 55432
     kafka: int = 9092
     kafka_controller: int = 9093
+    # The broker's second listener: SASL_SSL with SCRAM-SHA-512, its certificate from the stack's CA.
+    kafka_sasl: int = 9094
     connect: int = 8083
     dynamodb: int = 8000
     moto: int = 5000
     engine: int = 8600
     api: int = 8700
+    opensearch: int = 9200
+    opensearch_transport: int = 9300
 
 
 @dataclass(frozen=True)
@@ -54,9 +58,19 @@ class StackConfig:
         return self.state_dir / "logs"
 
     @property
+    def credentials_file(self) -> Path:
+        """The local users' AWS shared-credentials file (`cdcflow.local.credentials`)."""
+        return self.state_dir / "credentials"
+
+    @property
     def run_dir(self) -> Path:
         """Pid files and the stack's lock."""
         return self.state_dir / "run"
+
+    @property
+    def ca_file(self) -> Path:
+        """The certificate of the stack's own CA, which signs the PostgreSQL server's (`cdcflow.local.tls`)."""
+        return self.state_dir / "tls" / "ca.crt"
 
     def service_dir(self, service: str) -> Path:
         """The data and configuration of one service."""
@@ -87,7 +101,10 @@ def config_from_env(environ: Mapping[str, str] = os.environ) -> StackConfig:
 
 @dataclass(frozen=True)
 class PostgresEndpoint:
-    """The local PostgreSQL server, its admin superuser, and the source and sink databases."""
+    """The local PostgreSQL server, its admin superuser, and the source and sink databases.
+
+    The server takes TLS logins only; `ca_file` is the CA its certificate verifies against.
+    """
 
     host: str
     port: int
@@ -95,11 +112,13 @@ class PostgresEndpoint:
     admin_password: str = field(repr=False)
     source_database: str = "source"
     sink_database: str = "sink"
+    ca_file: str | None = None
 
     def dsn(self, database: str) -> str:
-        """A libpq connection string for `database` as the admin user (it holds the password)."""
+        """A libpq connection string for `database` as the admin user (it holds the password), verify-full TLS."""
+        tls = {"sslmode": "verify-full", "sslrootcert": self.ca_file} if self.ca_file else {}
         return psycopg.conninfo.make_conninfo(
-            host=self.host, port=self.port, dbname=database, user=self.admin_user, password=self.admin_password
+            host=self.host, port=self.port, dbname=database, user=self.admin_user, password=self.admin_password, **tls
         )
 
     def source_dsn(self) -> str:
@@ -109,13 +128,27 @@ class PostgresEndpoint:
         return self.dsn(self.sink_database)
 
 
+KAFKA_SCRAM_SECRET = "cdcflow-local/kafka-scram"
+
+
 @dataclass(frozen=True)
 class KafkaEndpoint:
+    """The broker's PLAINTEXT listener, and its SASL_SSL one (SCRAM login in secret `scram_secret`)."""
+
     bootstrap_servers: str
+    sasl_ssl_bootstrap_servers: str | None = None
+    scram_secret: str | None = None
 
 
 @dataclass(frozen=True)
 class ConnectEndpoint:
+    url: str
+
+
+@dataclass(frozen=True)
+class OpenSearchEndpoint:
+    """The REST API of the local OpenSearch, which runs only when `up` was asked for it."""
+
     url: str
 
 
@@ -143,9 +176,14 @@ class EngineEndpoint:
 
 @dataclass(frozen=True)
 class ApiEndpoint:
-    """The local pipelines API (the same handler API Gateway runs)."""
+    """The local pipelines API (the same handler API Gateway runs).
+
+    It takes only requests signed (SigV4, service `execute-api`) with a
+    profile of `credentials_file`, the local users' shared-credentials file.
+    """
 
     url: str
+    credentials_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -159,18 +197,20 @@ class Endpoints:
     aws: AwsEndpoint
     engine: EngineEndpoint
     api: ApiEndpoint
+    opensearch: OpenSearchEndpoint | None = None
 
 
 def endpoints_for(config: StackConfig, admin_user: str, admin_password: str) -> Endpoints:
     ports = config.ports
     return Endpoints(
-        postgres=PostgresEndpoint(LOOPBACK, ports.postgres, admin_user, admin_password),
-        kafka=KafkaEndpoint(f"{LOOPBACK}:{ports.kafka}"),
+        postgres=PostgresEndpoint(LOOPBACK, ports.postgres, admin_user, admin_password, ca_file=str(config.ca_file)),
+        kafka=KafkaEndpoint(f"{LOOPBACK}:{ports.kafka}", f"{LOOPBACK}:{ports.kafka_sasl}", KAFKA_SCRAM_SECRET),
         connect=ConnectEndpoint(f"http://{LOOPBACK}:{ports.connect}"),
         dynamodb=DynamoDBEndpoint(f"http://{LOOPBACK}:{ports.dynamodb}"),
         aws=AwsEndpoint(f"http://{LOOPBACK}:{ports.moto}", AWS_REGION, SOURCE_ADMIN_SECRET, SINK_ADMIN_SECRET),
         engine=EngineEndpoint(f"http://{LOOPBACK}:{ports.engine}"),
-        api=ApiEndpoint(f"http://{LOOPBACK}:{ports.api}"),
+        api=ApiEndpoint(f"http://{LOOPBACK}:{ports.api}", config.credentials_file),
+        opensearch=OpenSearchEndpoint(f"http://{LOOPBACK}:{ports.opensearch}"),
     )
 
 
@@ -179,9 +219,13 @@ def aws_environment(endpoints: Endpoints) -> dict[str, str]:
 
     boto3 reads the service-specific `AWS_ENDPOINT_URL_<SERVICE>` variables itself, so a
     process started with these talks to DynamoDB Local and moto without code changes.
-    The credentials are dummies.
+    The credentials are dummies. `CDCFLOW_DATABASE_CA_FILE` is the CA the functions
+    (and, on this one machine, the Connect worker) verify PostgreSQL's certificate
+    against (`lambdas.source.tls`).
     """
+    database_tls = {"CDCFLOW_DATABASE_CA_FILE": endpoints.postgres.ca_file} if endpoints.postgres.ca_file else {}
     return {
+        **database_tls,
         "AWS_ENDPOINT_URL_DYNAMODB": endpoints.dynamodb.url,
         "AWS_ENDPOINT_URL_SECRETS_MANAGER": endpoints.aws.url,
         "AWS_ENDPOINT_URL_RDS": endpoints.aws.url,

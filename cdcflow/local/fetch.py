@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import tarfile
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,17 +25,33 @@ from cdcflow.local.errors import FetchFailed, ToolMissing
 POM = Path(__file__).with_name("pom.xml")
 LAUNCHER_SOURCE = Path(__file__).with_name("dynamodb_launcher") / "LoopbackDynamoDBLocal.java"
 LAUNCHER_CLASS = LAUNCHER_SOURCE.stem
+# cdcflow's own OpenSearch sink connector, compiled against the Kafka jars (no sink on Maven Central
+# deletes by key: see docs/opensearch.md).
+OPENSEARCH_SINK_SOURCES = Path(__file__).with_name("opensearch_sink")
+OPENSEARCH_SINK_PLUGIN = "cdcflow-opensearch-sink"
+OPENSEARCH_SINK_CONNECTOR = "dev.cdcflow.opensearch.OpenSearchSinkConnector"
+# cdcflow's Secrets Manager ConfigProvider, with the AWS SDK jars beside it in its plugin folder: no
+# provider on Maven Central reads Secrets Manager through an endpoint override (see docs/security.md).
+SECRETS_PROVIDER_SOURCES = Path(__file__).with_name("secrets_provider")
+SECRETS_PROVIDER_PLUGIN = "cdcflow-secrets-provider"
+SECRETS_PROVIDER_CLASS = "dev.cdcflow.secrets.SecretsManagerConfigProvider"
+# OpenSearch loads its transport and HTTP layer as a module from its own class loader.
+OPENSEARCH_NETTY_MODULE = "transport-netty4"
+OPENSEARCH_NETTY_PLUGIN_CLASS = "org.opensearch.transport.Netty4Plugin"
 MANIFEST = "manifest.json"
 
 # Each profile of the pom and the executions that copy its files.
 MAVEN_RUNS = {
     "kafka": ("dependency:copy-dependencies@kafka-classpath", "dependency:copy@connect-plugins"),
     "dynamodb": ("dependency:copy-dependencies@dynamodb-classpath",),
+    "opensearch": ("dependency:copy-dependencies@opensearch-classpath",),
+    "secrets": ("dependency:copy-dependencies@secrets-classpath",),
 }
 # The Connect plugins the stack must offer: folder under plugins/ -> connector class.
 CONNECT_PLUGINS = {
     "debezium-connector-postgres": "io.debezium.connector.postgresql.PostgresConnector",
     "debezium-connector-jdbc": "io.debezium.connector.jdbc.JdbcSinkConnector",
+    OPENSEARCH_SINK_PLUGIN: OPENSEARCH_SINK_CONNECTOR,
 }
 MAVEN_CAUSE = re.compile(
     r"(Could not (?:find|transfer|resolve) artifact \S+|Could not resolve dependencies[^:]*|"
@@ -65,10 +82,19 @@ class Jars:
     def plugin_path(self) -> Path:
         return self.root / "plugins"
 
+    @property
+    def opensearch_classpath(self) -> str:
+        return str(self.root / "opensearch" / "lib" / "*")
+
+    @property
+    def opensearch_modules(self) -> Path:
+        return self.root / "opensearch" / "modules"
+
 
 def _fingerprint() -> str:
     digest = hashlib.sha256()
-    for source in (POM, LAUNCHER_SOURCE):
+    java_sources = sorted(path for plugin in PLUGINS for path in plugin.sources.rglob("*.java"))
+    for source in (POM, LAUNCHER_SOURCE, *java_sources):
         digest.update(source.read_bytes())
     return digest.hexdigest()
 
@@ -134,6 +160,8 @@ def _unpack_plugins(archives: Path, plugin_path: Path) -> None:
         with tarfile.open(archive) as tar:
             tar.extractall(plugin_path, filter="data")
     for folder in CONNECT_PLUGINS:
+        if folder == OPENSEARCH_SINK_PLUGIN:
+            continue
         if not (plugin_path / folder).is_dir():
             raise FetchFailed(f"the Debezium plugin archives held no {folder}/ folder (archives in {archives})")
 
@@ -152,6 +180,88 @@ def _compile_launcher(target: Path, log_path: Path) -> None:
         log.write(f"$ javac {LAUNCHER_SOURCE.name}\n{result.stdout}{result.stderr}\n")
     if result.returncode != 0:
         raise FetchFailed(f"could not compile {LAUNCHER_SOURCE.name} against DynamoDB Local; see {log_path}")
+
+
+def _arrange_opensearch(target: Path) -> None:
+    """Move the Netty module's jars out of the server's classpath into modules/, with its descriptor.
+
+    OpenSearch refuses a jar that is both on its classpath and in a module (jar hell).
+    """
+    copied = target / "opensearch"
+    lib, module = copied / "lib", copied / "modules" / OPENSEARCH_NETTY_MODULE
+    lib.mkdir(parents=True, exist_ok=True)
+    module.mkdir(parents=True, exist_ok=True)
+    for jar in sorted(copied.glob("*.jar")):
+        in_module = jar.name.startswith(("netty-", "transport-netty4-client-"))
+        jar.rename((module if in_module else lib) / jar.name)
+    version = next(lib.glob("opensearch-[0-9]*.jar")).stem.removeprefix("opensearch-")
+    (module / "plugin-descriptor.properties").write_text(
+        "description=Netty 4 based transport and HTTP\n"
+        f"version={version}\nname={OPENSEARCH_NETTY_MODULE}\nclassname={OPENSEARCH_NETTY_PLUGIN_CLASS}\n"
+        f"java.version=11\nopensearch.version={version}\nextended.plugins=\nhas.native.controller=false\n"
+    )
+    # The grants OpenSearch's own module archive gives Netty under the security manager.
+    (module / "plugin-security.policy").write_text(
+        "grant {\n"
+        '  permission java.lang.RuntimePermission "accessDeclaredMembers";\n'
+        '  permission java.lang.reflect.ReflectPermission "suppressAccessChecks";\n'
+        '  permission java.lang.RuntimePermission "setContextClassLoader";\n'
+        '  permission java.net.SocketPermission "*", "accept,connect";\n'
+        "};\n"
+    )
+
+
+@dataclass(frozen=True)
+class JavaPlugin:
+    """A Connect plugin cdcflow compiles from its own sources: found by Connect through a service manifest."""
+
+    name: str
+    sources: Path
+    service: str  # the interface Connect's plugin.discovery=service_load looks up
+    implementation: str
+    # A folder of the fetch's jars that the plugin compiles against and ships beside its own jar.
+    libraries: str | None = None
+
+
+PLUGINS = (
+    JavaPlugin(OPENSEARCH_SINK_PLUGIN, OPENSEARCH_SINK_SOURCES, "org.apache.kafka.connect.sink.SinkConnector",
+               OPENSEARCH_SINK_CONNECTOR),
+    JavaPlugin(SECRETS_PROVIDER_PLUGIN, SECRETS_PROVIDER_SOURCES,
+               "org.apache.kafka.common.config.provider.ConfigProvider", SECRETS_PROVIDER_CLASS,
+               libraries="secrets-provider"),
+)
+
+
+def _compile_plugin(plugin: JavaPlugin, target: Path, log_path: Path) -> None:
+    """Compile `plugin` against the Kafka jars (and its libraries) into its own folder under plugins/."""
+    classes = target / f"{plugin.name}-classes"
+    classes.mkdir(parents=True, exist_ok=True)
+    classpath = [str(target / "kafka" / "*")]
+    if plugin.libraries:
+        classpath.append(str(target / plugin.libraries / "*"))
+    sources = [str(path) for path in sorted(plugin.sources.rglob("*.java"))]
+    result = subprocess.run(
+        [java.javac(), "--release", "17", "-d", str(classes), "-cp", os.pathsep.join(classpath), *sources],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    with log_path.open("a") as log:
+        log.write(f"$ javac {plugin.sources.name}/\n{result.stdout}{result.stderr}\n")
+    if result.returncode != 0:
+        raise FetchFailed(f"could not compile {plugin.implementation} ({plugin.sources.name}/); see {log_path}")
+    folder = target / "plugins" / plugin.name
+    folder.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(folder / f"{plugin.name}.jar", "w", zipfile.ZIP_DEFLATED) as jar:
+        jar.writestr(f"META-INF/services/{plugin.service}", plugin.implementation + "\n")
+        for path in sorted(classes.rglob("*.class")):
+            jar.write(path, str(path.relative_to(classes)))
+    shutil.rmtree(classes)
+    if plugin.libraries:
+        for library in sorted((target / plugin.libraries).glob("*.jar")):
+            library.rename(folder / library.name)
+        (target / plugin.libraries).rmdir()
 
 
 def fetch(config: StackConfig, progress: Callable[[str], None] = lambda _message: None) -> Jars:
@@ -173,7 +283,10 @@ def fetch(config: StackConfig, progress: Callable[[str], None] = lambda _message
             _run_maven(config, profile, partial, log_path)
         _unpack_plugins(partial / "plugin-archives", partial / "plugins")
         shutil.rmtree(partial / "plugin-archives")
+        _arrange_opensearch(partial)
         _compile_launcher(partial, log_path)
+        for plugin in PLUGINS:
+            _compile_plugin(plugin, partial, log_path)
         files = {
             str(path.relative_to(partial)): path.stat().st_size for path in sorted(partial.rglob("*")) if path.is_file()
         }

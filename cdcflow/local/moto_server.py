@@ -2,7 +2,8 @@
 
 moto keeps its state in memory, so every `up` seeds the two admin secrets again
 (idempotently): `cdcflow-local/source-admin` and `cdcflow-local/sink-admin`, each
-holding the PostgreSQL admin login as JSON {"username", "password"}.
+holding the PostgreSQL admin login as JSON {"username", "password"}, and
+`cdcflow-local/kafka-scram`, the SCRAM login of Kafka's SASL_SSL listener.
 """
 
 import json
@@ -13,17 +14,19 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from cdcflow.local import postgres
+from cdcflow.local import kafka, postgres
 from cdcflow.local.config import (
     AWS_REGION,
     DUMMY_ACCESS_KEY_ID,
     DUMMY_SECRET_ACCESS_KEY,
+    KAFKA_SCRAM_SECRET,
     LOOPBACK,
     SINK_ADMIN_SECRET,
     SOURCE_ADMIN_SECRET,
     StackConfig,
 )
 from cdcflow.local.service import Service
+from lambdas.secrets import USE_TAG
 
 
 def prepare(config: StackConfig) -> None:
@@ -56,17 +59,19 @@ def probe(config: StackConfig) -> str | None:
 
 
 def seed_admin_secrets(config: StackConfig) -> None:
-    """Store the PostgreSQL admin login under both admin secret names. Idempotent."""
+    """Store the PostgreSQL admin login under both admin secret names, and Kafka's SCRAM login. Idempotent."""
     client = _secrets_client(config.ports.moto)
     login = json.dumps({"username": postgres.ADMIN_USER, "password": postgres.admin_password(config)})
-    for name in (SOURCE_ADMIN_SECRET, SINK_ADMIN_SECRET):
+    kafka_login = json.dumps({"username": kafka.SCRAM_USER, "password": kafka.scram_password(config)})
+    for name, value in ((SOURCE_ADMIN_SECRET, login), (SINK_ADMIN_SECRET, login), (KAFKA_SCRAM_SECRET, kafka_login)):
         try:
             current = client.get_secret_value(SecretId=name)["SecretString"]
         except client.exceptions.ResourceNotFoundException:
-            client.create_secret(Name=name, SecretString=login, Description="cdcflow local stack: PostgreSQL admin")
+            client.create_secret(Name=name, SecretString=value, Description="cdcflow local stack login",
+                                 Tags=[{"Key": USE_TAG, "Value": "true"}])  # registered in connections
             continue
-        if current != login:
-            client.put_secret_value(SecretId=name, SecretString=login)
+        if current != value:
+            client.put_secret_value(SecretId=name, SecretString=value)
 
 
 SERVICE = Service(

@@ -1,9 +1,12 @@
 """PostgreSQL from Debian's packages, configured for logical replication.
 
 The cluster runs as the unprivileged `postgres` OS user (the server refuses
-root), listens on 127.0.0.1 only, and takes password (SCRAM) logins. Its
-superuser `cdcflow_admin` has a generated password kept in a 0600 file under
-the state folder; the password is never logged or put on a command line.
+root), listens on 127.0.0.1 only, and takes password (SCRAM) logins over TLS
+only (`hostssl`), with a server certificate for 127.0.0.1 and localhost signed
+by the stack's own CA (`cdcflow.local.tls`), so clients connect with
+`sslmode=verify-full`. Its superuser `cdcflow_admin` has a generated password
+kept in a 0600 file under the state folder; the password is never logged or
+put on a command line.
 """
 
 import glob
@@ -18,6 +21,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from cdcflow.local import tls
 from cdcflow.local.config import LOOPBACK, StackConfig
 from cdcflow.local.errors import LocalStackError, ToolMissing
 from cdcflow.local.service import Service
@@ -50,9 +54,9 @@ SERVER_SETTINGS = {
 }
 
 HBA = f"""\
-# Written by cdcflow.local: password logins over loopback TCP only.
-host    all             all             {LOOPBACK}/32            scram-sha-256
-host    replication     all             {LOOPBACK}/32            scram-sha-256
+# Written by cdcflow.local on every start: password logins over TLS on loopback TCP only.
+hostssl all             all             {LOOPBACK}/32            scram-sha-256
+hostssl replication     all             {LOOPBACK}/32            scram-sha-256
 """
 
 
@@ -185,7 +189,17 @@ def prepare(config: StackConfig) -> None:
     socket_dir = home / "run"
     socket_dir.mkdir(exist_ok=True)
     os.chown(socket_dir, user.pw_uid, user.pw_gid)
-    settings = SERVER_SETTINGS | {"port": str(config.ports.postgres), "unix_socket_directories": str(socket_dir)}
+    certificate = tls.ensure_server_certificate(config, home / "tls", owner=(user.pw_uid, user.pw_gid))
+    # Rewritten on every start, so a cluster initialised before TLS takes TLS-only logins too.
+    (data_dir(config) / "pg_hba.conf").write_text(HBA)
+    settings = SERVER_SETTINGS | {
+        "port": str(config.ports.postgres),
+        "unix_socket_directories": str(socket_dir),
+        "ssl": "on",
+        "ssl_cert_file": str(certificate.certificate),
+        "ssl_key_file": str(certificate.key),
+        "ssl_min_protocol_version": "TLSv1.2",
+    }
     conf = data_dir(config) / "cdcflow.conf"
     conf.write_text("".join(f"{name} = '{value}'\n" for name, value in settings.items()))
     os.chown(conf, user.pw_uid, user.pw_gid)
@@ -196,7 +210,7 @@ def command(config: StackConfig) -> list[str]:
 
 
 def connect(config: StackConfig, database: str = "postgres", timeout_seconds: int = 3) -> psycopg.Connection:
-    """An autocommit connection as the admin superuser."""
+    """An autocommit connection as the admin superuser, over TLS verified against the stack's CA."""
     return psycopg.connect(
         host=LOOPBACK,
         port=config.ports.postgres,
@@ -205,15 +219,22 @@ def connect(config: StackConfig, database: str = "postgres", timeout_seconds: in
         password=admin_password(config),
         connect_timeout=timeout_seconds,
         autocommit=True,
+        sslmode="verify-full",
+        sslrootcert=str(tls.ca_file(config)),
     )
 
 
 def probe(config: StackConfig) -> str | None:
-    """None once the server takes logins and runs with wal_level=logical."""
+    """None once the server takes logins over verified TLS and runs with wal_level=logical."""
     try:
         with connect(config) as conn:
             wal_level = conn.execute("SHOW wal_level").fetchone()[0]
     except psycopg.OperationalError as error:
+        if "SSL" in str(error) or "certificate" in str(error):
+            return (
+                "its TLS does not verify against the stack's CA (a server started before TLS? "
+                "`cdcflow local down` and `up` again)"
+            )
         return f"not accepting logins yet ({type(error).__name__})"
     if wal_level != "logical":
         return f"wal_level is {wal_level}, not logical"

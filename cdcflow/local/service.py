@@ -30,3 +30,5 @@ class Service:
     needs: tuple[str, ...] = ()
     # Runs from the jars that cdcflow.local.fetch resolves.
     needs_jars: bool = False
+    # Started only when `up` is asked for it by name; stopped by every `down`.
+    optional: bool = False

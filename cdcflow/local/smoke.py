@@ -117,7 +117,10 @@ def source_connector_config(endpoints: Endpoints, names: _Names) -> dict[str, st
         "database.hostname": pg.host,
         "database.port": str(pg.port),
         "database.user": pg.admin_user,
-        "database.password": pg.admin_password,
+        # Resolved by the worker's Secrets Manager ConfigProvider, as the pipelines' own connectors are.
+        "database.password": f"${{secretsmanager:{endpoints.aws.source_admin_secret}:password}}",
+        "database.sslmode": "verify-full",
+        "database.sslrootcert": str(pg.ca_file),
         "database.dbname": pg.source_database,
         "topic.prefix": names.topic_prefix,
         "table.include.list": f"public.{names.table}",
@@ -135,9 +138,11 @@ def sink_connector_config(endpoints: Endpoints, names: _Names) -> dict[str, str]
         "connector.class": JDBC_SINK_CONNECTOR,
         "tasks.max": "1",
         "topics": names.topic,
-        "connection.url": f"jdbc:postgresql://{pg.host}:{pg.port}/{pg.sink_database}",
+        "connection.url": (
+            f"jdbc:postgresql://{pg.host}:{pg.port}/{pg.sink_database}?sslmode=verify-full&sslrootcert={pg.ca_file}"
+        ),
         "connection.username": pg.admin_user,
-        "connection.password": pg.admin_password,
+        "connection.password": f"${{secretsmanager:{endpoints.aws.sink_admin_secret}:password}}",
         "insert.mode": "upsert",
         "delete.enabled": "true",
         "primary.key.mode": "record_key",

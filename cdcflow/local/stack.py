@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from cdcflow.local import connect, dynamodb, fetch, kafka, moto_server, postgres, process, workflows
+from cdcflow.local import connect, dynamodb, fetch, kafka, moto_server, opensearch, postgres, process, workflows
 from cdcflow.local.config import LOOPBACK, Endpoints, StackConfig, config_from_env, endpoints_for
 from cdcflow.local.errors import PortTaken, ServiceFailed
 from cdcflow.local.service import Service
@@ -26,6 +26,7 @@ SERVICES: tuple[Service, ...] = (
     kafka.SERVICE,
     dynamodb.SERVICE,
     moto_server.SERVICE,
+    opensearch.SERVICE,
     connect.SERVICE,
     workflows.ENGINE,
     workflows.API,
@@ -43,6 +44,8 @@ class ServiceStatus:
     state: str  # "up", "unhealthy" (running but not answering) or "down"
     detail: str | None
     log_path: Path
+    # Started only on request: "down" is its normal state.
+    optional: bool = False
 
 
 @dataclass(frozen=True)
@@ -140,18 +143,31 @@ def _wait_ready(
         time.sleep(PROBE_PAUSE_SECONDS)
 
 
-def up(config: StackConfig | None = None, progress: Progress = _quiet) -> LocalStack:
+def check_extras(extras: Collection[str]) -> None:
+    optional = {service.name for service in SERVICES if service.optional}
+    if unknown := set(extras) - optional:
+        raise ValueError(f"not an optional service: {', '.join(sorted(unknown))} (optional: {', '.join(sorted(optional))})")
+
+
+def up(config: StackConfig | None = None, progress: Progress = _quiet, extras: Collection[str] = ()) -> LocalStack:
     """Start whatever is not running and wait until every service is ready.
 
-    Idempotent: running healthy services are left alone, dead ones are started
+    Optional services (OpenSearch) are started only when `extras` names them;
+    one that already runs is waited for like the others. Idempotent: running healthy services are left alone, dead ones are started
     again, nothing is started twice. May block for minutes (first run: jar
     downloads). Raises a LocalStackError with one line naming the service and
     its log; the services this call started are stopped again on failure.
     """
     config = config or config_from_env()
+    check_extras(extras)
     with _stack_lock(config, progress):
         records = {service.name: _running_record(config, service) for service in SERVICES}
-        to_start = [service for service in SERVICES if records[service.name] is None]
+        active = [
+            service
+            for service in SERVICES
+            if not service.optional or service.name in extras or records[service.name] is not None
+        ]
+        to_start = [service for service in active if records[service.name] is None]
         for service in to_start:
             _check_ports_free(config, service)
         if any(service.needs_jars for service in to_start):
@@ -159,7 +175,7 @@ def up(config: StackConfig | None = None, progress: Progress = _quiet) -> LocalS
         started: list[Service] = []
         try:
             ready: set[str] = set()
-            for service in SERVICES:
+            for service in active:
                 for need in service.needs:
                     if need not in ready:
                         needed = next(s for s in SERVICES if s.name == need)
@@ -171,7 +187,7 @@ def up(config: StackConfig | None = None, progress: Progress = _quiet) -> LocalS
                     started.append(service)
                 else:
                     progress(f"{service.name} already running (pid {records[service.name].pid})")
-            for service in SERVICES:
+            for service in active:
                 if service.name not in ready:
                     _wait_ready(config, service, records[service.name], progress)
                     ready.add(service.name)
@@ -204,8 +220,9 @@ def down(
     """Stop the services (SIGTERM or the service's own stop signal, SIGKILL after a grace period).
 
     `only` names the services to stop (default: all). With `purge`, also delete
-    the services' data, logs and the admin password; the downloaded jars stay
-    cached. Idempotent; blocks until the processes are gone.
+    the services' data, logs, the admin password and the local users'
+    credentials file; the downloaded jars stay cached. Idempotent; blocks
+    until the processes are gone.
     """
     config = config or config_from_env()
     if only is not None and (unknown := set(only) - {service.name for service in SERVICES}):
@@ -217,6 +234,7 @@ def down(
                 shutil.rmtree(config.service_dir(service.name), ignore_errors=True)
             shutil.rmtree(config.logs_dir, ignore_errors=True)
             shutil.rmtree(config.state_dir / "secrets", ignore_errors=True)
+            config.credentials_file.unlink(missing_ok=True)
             progress(f"removed the data under {config.state_dir} (jars kept)")
 
 
@@ -243,7 +261,9 @@ def _other_live_users(users_dir: Path, own: Path) -> list[Path]:
 
 
 @contextmanager
-def use(config: StackConfig | None = None, progress: Progress = _quiet) -> Iterator[LocalStack]:
+def use(
+    config: StackConfig | None = None, progress: Progress = _quiet, extras: Collection[str] = ()
+) -> Iterator[LocalStack]:
     """`up`, and on exit stop the services this call started, unless another process still uses the stack.
 
     Each user registers itself under the state folder for as long as it runs, so a
@@ -257,7 +277,7 @@ def use(config: StackConfig | None = None, progress: Progress = _quiet) -> Itera
     ticks = process.start_ticks(os.getpid())
     process.write_record(own, process.ProcessRecord(os.getpid(), ticks if ticks is not None else -1))
     try:
-        local = up(config, progress)
+        local = up(config, progress, extras)
     except BaseException:
         own.unlink(missing_ok=True)
         raise
@@ -290,6 +310,7 @@ def status(config: StackConfig | None = None) -> list[ServiceStatus]:
                 state=state,
                 detail=detail,
                 log_path=config.log_path(service.name),
+                optional=service.optional,
             )
         )
     return statuses

@@ -21,14 +21,28 @@ import requests
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from cdcflow.errors import ServiceUnreachable
 from cdcflow.local import postgres
 from cdcflow.local.config import LOOPBACK, StackConfig, aws_environment, endpoints_for
+from cdcflow.local.credentials import (
+    ADMIN_PROFILE, CredentialsFileInvalid, CredentialStore, ensure_credentials, register_principals,
+)
 from cdcflow.local.service import Service
 
 REGISTRY_TABLE = "cdcflow-registry"
+PRINCIPALS_TABLE = "cdcflow-principals"
 IDEMPOTENCY_TABLE = "cdcflow-idempotency"
+CONNECTIONS_TABLE = "cdcflow-connections"
 STATE_MACHINE_ARN_PREFIX = "arn:aws:states:us-east-1:000000000000:stateMachine:"
-WORKFLOWS = ("ProvisionPipeline", "TeardownPipeline")
+# The workflows the engine loads (one per statemachines/*.asl.json), each with the variable naming its ARN.
+WORKFLOW_ARN_VARIABLES = {
+    "ProvisionPipeline": "PROVISION_STATE_MACHINE_ARN",
+    "TeardownPipeline": "TEARDOWN_STATE_MACHINE_ARN",
+    "PausePipeline": "PAUSE_STATE_MACHINE_ARN",
+    "ResumePipeline": "RESUME_STATE_MACHINE_ARN",
+    "UpdatePipeline": "UPDATE_STATE_MACHINE_ARN",
+}
+WORKFLOWS = tuple(WORKFLOW_ARN_VARIABLES)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -40,6 +54,9 @@ def api_url(config: StackConfig) -> str:
     return f"http://{LOOPBACK}:{config.ports.api}"
 
 
+LOCAL_ALARM_TOPIC_ARN = "arn:aws:sns:us-east-1:000000000000:cdcflow-alarms"
+
+
 def lambda_environment(config: StackConfig) -> dict[str, str]:
     """The variables the Lambda functions and the API get on AWS, with the local stack's values."""
     endpoints = endpoints_for(config, postgres.ADMIN_USER, "")
@@ -48,10 +65,14 @@ def lambda_environment(config: StackConfig) -> dict[str, str]:
         "AWS_ENDPOINT_URL_SFN": engine_url(config),
         "REGISTRY_TABLE": REGISTRY_TABLE,
         "IDEMPOTENCY_TABLE": IDEMPOTENCY_TABLE,
-        "PROVISION_STATE_MACHINE_ARN": STATE_MACHINE_ARN_PREFIX + "ProvisionPipeline",
-        "TEARDOWN_STATE_MACHINE_ARN": STATE_MACHINE_ARN_PREFIX + "TeardownPipeline",
+        "PRINCIPALS_TABLE": PRINCIPALS_TABLE,
+        "CONNECTIONS_TABLE": CONNECTIONS_TABLE,
+        **{variable: STATE_MACHINE_ARN_PREFIX + name for name, variable in WORKFLOW_ARN_VARIABLES.items()},
         "POWERTOOLS_SERVICE_NAME": "cdcflow",
         "POWERTOOLS_METRICS_NAMESPACE": "cdcflow",
+        # The pipelines' alarms live in moto, which evaluates none: reconciliation sets their states.
+        "ALARM_TOPIC_ARN": LOCAL_ALARM_TOPIC_ARN,
+        "CDCFLOW_EVALUATE_ALARMS": "1",
     }
 
 
@@ -61,7 +82,7 @@ def _command(config: StackConfig, role: str) -> list[str]:
     return [sys.executable, "-c", bootstrap, role, str(config.state_dir)]
 
 
-def _stepfunctions(config: StackConfig):  # noqa: ANN202 - a boto3 client
+def _stepfunctions(config: StackConfig):
     return boto3.client(
         "stepfunctions",
         endpoint_url=engine_url(config),
@@ -83,19 +104,37 @@ def probe_engine(config: StackConfig) -> str | None:
 
 
 def probe_api(config: StackConfig) -> str | None:
-    """None once `GET /pipelines` answers 200."""
+    """None once `GET /pipelines`, signed by the local admin, answers 200.
+
+    Makes sure the credentials file exists first (idempotent, as the API's
+    `prepare` does): an API process started before the file existed is
+    probed, and answers, all the same.
+    """
+    from cdcflow.api_client import ExecuteApiAuth, profile_session
+
     try:
-        response = requests.get(f"{api_url(config)}/pipelines", timeout=5)
+        ensure_credentials(config.credentials_file)
+        auth = ExecuteApiAuth(profile_session(ADMIN_PROFILE, credentials_file=config.credentials_file))
+    except (BotoCoreError, ServiceUnreachable, CredentialsFileInvalid) as error:
+        return f"no {ADMIN_PROFILE} credentials in {config.credentials_file} ({type(error).__name__})"
+    try:
+        response = requests.get(f"{api_url(config)}/pipelines", auth=auth, timeout=5)
     except requests.RequestException as error:
         return f"API not answering ({type(error).__name__})"
     return None if response.status_code == 200 else f"GET /pipelines answered {response.status_code}"
 
 
-def _prepare(name: str):  # noqa: ANN202
+def _prepare(name: str):
     def prepare(config: StackConfig) -> None:
         config.service_dir(name).mkdir(parents=True, exist_ok=True)
 
     return prepare
+
+
+def _prepare_api(config: StackConfig) -> None:
+    """The API's folder and the local users' credentials file (created once, then kept)."""
+    config.service_dir("api").mkdir(parents=True, exist_ok=True)
+    ensure_credentials(config.credentials_file)
 
 
 def main() -> None:
@@ -108,17 +147,29 @@ def main() -> None:
     os.environ.update(lambda_environment(config))
     if role == "engine":
         from cdcflow.engine_cli import serve
-        from lambdas.local_tables import ensure_tables
+        from cdcflow.local.tables import ensure_tables
+
+        from cdcflow.local.connections import register_local_connections
+
+        from cdcflow.local.reconcile_schedule import start_from_env
 
         ensure_tables(boto3.client("dynamodb"), REGISTRY_TABLE, IDEMPOTENCY_TABLE)
+        register_local_connections(config, boto3.client("dynamodb"))
+        # Reconciliation on a schedule, as EventBridge runs it on AWS (CDCFLOW_LOCAL_RECONCILE_INTERVAL_SECONDS).
+        start_from_env(os.environ)
         serve(port=config.ports.engine, db=config.service_dir("engine") / "journal.sqlite", host=LOOPBACK)
     elif role == "api":
         import signal
         import threading
 
         from cdcflow.api_server import serve_api
+        from cdcflow.local.tables import ensure_principals_table
 
-        server = serve_api(config.ports.api, host=LOOPBACK)
+        # The local users and their teams and roles, as the platform registers its principals on AWS.
+        ensure_principals_table(boto3.client("dynamodb"), PRINCIPALS_TABLE)
+        register_principals(ensure_credentials(config.credentials_file))
+        server = serve_api(config.ports.api, host=LOOPBACK,
+                           credentials=CredentialStore.from_file(config.credentials_file))
         stopped = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stopped.set())
         signal.signal(signal.SIGINT, lambda *_: stopped.set())
@@ -141,7 +192,7 @@ ENGINE = Service(
 API = Service(
     name="api",
     listeners=lambda config: {"api": config.ports.api},
-    prepare=_prepare("api"),
+    prepare=_prepare_api,
     command=lambda config: _command(config, "api"),
     probe=probe_api,
     ready_timeout_seconds=60,

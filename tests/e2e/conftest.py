@@ -10,12 +10,12 @@ import boto3
 import psycopg
 import pytest
 
-from cdcflow.catalogue import resolve_local_function
 from cdcflow.engine_cli import load_workflows
 from cdcflow.local.config import Endpoints, aws_environment
+from cdcflow.local.tables import ensure_tables
 from lambdas import aws
-from lambdas.local_tables import ensure_tables
 from localsfn import Engine
+from statemachines.catalogue import resolve_local_function
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

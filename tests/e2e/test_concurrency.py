@@ -16,9 +16,11 @@ import boto3
 import pytest
 import requests
 
-from cdcflow.footprint import footprint
 from cdcflow.local.config import Endpoints
 from lambdas.spec import parse_spec
+from tests.footprint import footprint
+from tests.provision import api_auth
+from tests.tenancy import team_request
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +35,7 @@ def sfn(workflow_env: Endpoints) -> Any:
 
 
 def post(stack: Endpoints, spec: dict[str, Any]) -> requests.Response:
-    return requests.post(f"{stack.api.url}/pipelines", json=spec, timeout=60)
+    return requests.post(f"{stack.api.url}/pipelines", json=team_request(stack, spec), auth=api_auth(stack), timeout=60)
 
 
 def wait_all(sfn: Any, arns: list[str]) -> dict[str, dict[str, Any]]:
@@ -57,9 +59,10 @@ def executions_named(sfn: Any, pipeline_id: str) -> list[dict[str, Any]]:
 
 
 def tear_down(stack: Endpoints, sfn: Any, pipeline_ids: list[str]) -> None:
+    auth = api_auth(stack)
     with ThreadPoolExecutor(len(pipeline_ids)) as pool:
-        responses = list(pool.map(lambda pid: requests.delete(f"{stack.api.url}/pipelines/{pid}", timeout=60),
-                                  pipeline_ids))
+        responses = list(pool.map(lambda pid: requests.delete(f"{stack.api.url}/pipelines/{pid}", auth=auth,
+                                                              timeout=60), pipeline_ids))
     assert [response.status_code for response in responses] == [202] * len(pipeline_ids)
     finished = wait_all(sfn, [response.json()["execution_arn"] for response in responses])
     assert {execution["status"] for execution in finished.values()} == {"SUCCEEDED"}
@@ -76,7 +79,8 @@ def test_twenty_pipelines_at_once_all_become_active_and_all_go(workflow_env, sfn
     failures = {arn: execution.get("cause") for arn, execution in finished.items() if execution["status"] != "SUCCEEDED"}
     assert failures == {}
     for spec in specs:
-        pipeline = requests.get(f"{workflow_env.api.url}/pipelines/{spec['pipeline_id']}", timeout=30).json()
+        pipeline = requests.get(f"{workflow_env.api.url}/pipelines/{spec['pipeline_id']}", auth=api_auth(workflow_env),
+                                timeout=30).json()
         assert pipeline["status"] == "ACTIVE"
 
     tear_down(workflow_env, sfn, [spec["pipeline_id"] for spec in specs])
@@ -113,7 +117,8 @@ def test_two_specs_for_one_id_at_once_one_wins_and_nothing_is_mixed(workflow_env
     started = [e["executionArn"] for e in executions_named(sfn, pipeline_id)]
     assert started == [r.json()["execution_arn"] for r in responses if r.status_code == 202]
     wait_all(sfn, [response.json()["execution_arn"] for response in responses if response.status_code == 202])
-    pipeline = requests.get(f"{workflow_env.api.url}/pipelines/{pipeline_id}", timeout=30).json()
+    pipeline = requests.get(f"{workflow_env.api.url}/pipelines/{pipeline_id}", auth=api_auth(workflow_env),
+                            timeout=30).json()
     assert pipeline["status"] == "ACTIVE"
     assert pipeline["spec"]["kafka"]["partitions"] == winner["kafka"]["partitions"]
     tear_down(workflow_env, sfn, [pipeline_id])

@@ -29,7 +29,8 @@ from psycopg import sql
 from cdcflow.demo import DEMO_COLUMNS
 from cdcflow.local.config import Endpoints
 from cdcflow.local.workflows import REGISTRY_TABLE
-from cdcflow.operate import ApiRefused, PipelinesApi
+from cdcflow.api_client import ApiRefused, PipelinesApi
+from tests.provision import api_client
 
 pytestmark = pytest.mark.slow
 
@@ -113,7 +114,7 @@ def check_run(run: DemoRun, stack: Endpoints) -> None:
 @pytest.fixture(scope="module")
 def api(local_stack: Endpoints) -> Iterator[PipelinesApi]:
     """The local API; at the end, the demo pipeline is torn down if this module created it."""
-    client = PipelinesApi(local_stack.api.url)
+    client = api_client(local_stack)
     try:
         existed = client.describe(PIPELINE_ID)["status"] in ("ACTIVE", "DEGRADED")
     except ApiRefused:

@@ -7,7 +7,7 @@ server shutting down, exactly as it would on AWS. The service comes back
 before the step's next attempt, so each scenario shows the Retry policy
 turning the outage into success; a transaction that blocks slot creation
 shows the other outcome, the named error and a complete rollback. What is
-left is counted by inventory queries (`cdcflow.footprint`), not taken from
+left is counted by inventory queries (`tests/footprint.py`), not taken from
 return values.
 """
 
@@ -24,13 +24,13 @@ from typing import Any
 import psycopg
 import pytest
 
-from cdcflow.catalogue import resolve_local_function
-from cdcflow.footprint import footprint
 from cdcflow.local import stack
 from cdcflow.local.config import Endpoints
 from lambdas import registry
 from lambdas.registry import PipelineStatus
 from lambdas.spec import parse_spec
+from statemachines.catalogue import resolve_local_function
+from tests.footprint import footprint
 
 pytestmark = pytest.mark.slow
 
@@ -100,7 +100,7 @@ def provision_then_teardown(engine_with, spec: dict[str, Any], outages: Outages)
     teardown = run(
         engine_with,
         "TeardownPipeline",
-        {"spec": spec, "keep_topics": False},
+        {"spec": spec, "keep_topics": False, "keep_index": False},
         f"teardown-{spec['pipeline_id']}",
     )
     assert teardown["status"] == "SUCCEEDED", teardown

@@ -19,10 +19,12 @@ import pytest
 import requests
 from kafka import KafkaConsumer
 
-from cdcflow.footprint import footprint
 from cdcflow.local.config import Endpoints, config_from_env
 from lambdas.secrets import read_credentials
 from lambdas.spec import parse_spec
+from tests.footprint import footprint
+from tests.provision import api_auth
+from tests.tenancy import team_request
 
 pytestmark = pytest.mark.slow
 
@@ -65,6 +67,7 @@ def sfn(stack: Endpoints) -> Any:
 def api(stack: Endpoints) -> Iterator[requests.Session]:
     with requests.Session() as session:
         session.base_url = stack.api.url  # type: ignore[attr-defined]
+        session.auth = api_auth(stack)
         yield session
 
 
@@ -74,7 +77,7 @@ def call(api: requests.Session, method: str, path: str, **kwargs: Any) -> reques
 
 @pytest.fixture(scope="module")
 def provisioned(stack: Endpoints, sfn: Any, api: requests.Session, spec_for: Any) -> dict[str, Any]:
-    spec = spec_for(PIPELINE_ID)
+    spec = team_request(stack, spec_for(PIPELINE_ID))
     response = call(api, "POST", "/pipelines", json=spec)
     assert response.status_code == 202, response.text
     execution = wait_for_execution(sfn, response.json()["execution_arn"])
@@ -82,12 +85,14 @@ def provisioned(stack: Endpoints, sfn: Any, api: requests.Session, spec_for: Any
     return {"spec": spec, "accepted": response.json(), "execution": execution}
 
 
-def test_a_retried_request_returns_the_same_execution_and_another_spec_is_refused(provisioned, api, spec_for) -> None:
+def test_a_retried_request_returns_the_same_execution_and_another_spec_is_refused(
+    provisioned, api, spec_for, stack
+) -> None:
     again = call(api, "POST", "/pipelines", json=provisioned["spec"])
     assert again.status_code == 202
     assert again.json()["execution_arn"] == provisioned["accepted"]["execution_arn"]
 
-    other = call(api, "POST", "/pipelines", json=spec_for(PIPELINE_ID, kafka={"partitions": 3}))
+    other = call(api, "POST", "/pipelines", json=team_request(stack, spec_for(PIPELINE_ID, kafka={"partitions": 3})))
     assert other.status_code == 409
     assert "different spec" in other.json()["message"]
 
@@ -173,13 +178,13 @@ def test_no_password_appears_in_the_execution_history_or_the_service_logs(provis
         assert password not in logs
 
 
-def test_teardown_leaves_nothing_behind(provisioned, stack, sfn, api) -> None:
+def test_teardown_leaves_nothing_behind(provisioned, stack, sfn, api, spec_for) -> None:
     response = call(api, "DELETE", f"/pipelines/{PIPELINE_ID}")
     assert response.status_code == 202, response.text
     execution = wait_for_execution(sfn, response.json()["execution_arn"])
     assert execution["status"] == "SUCCEEDED", execution.get("cause")
 
     assert call(api, "GET", f"/pipelines/{PIPELINE_ID}").json()["status"] == "DELETED"
-    assert footprint(parse_spec(provisioned["spec"])).present() == {}
+    assert footprint(parse_spec(spec_for(PIPELINE_ID))).present() == {}
     again = call(api, "DELETE", f"/pipelines/{PIPELINE_ID}")
     assert again.status_code == 409

@@ -3,7 +3,7 @@
 The workflow runs on the local engine in this process, against the real
 local stack; failures are injected by wrapping the real handlers, so every
 step before the failing one really ran. What is left afterwards is counted by
-querying PostgreSQL, Kafka, Connect and Secrets Manager (`cdcflow.footprint`).
+querying PostgreSQL, Kafka, Connect and Secrets Manager (`tests/footprint.py`).
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from cdcflow.catalogue import resolve_local_function
-from cdcflow.footprint import footprint
 from lambdas import registry
 from lambdas.errors import ConnectUnavailable, DatabaseUnavailable, KafkaUnavailable
 from lambdas.registry import PipelineStatus
 from lambdas.spec import parse_spec
+from statemachines.catalogue import resolve_local_function
+from tests.footprint import footprint
 
 pytestmark = pytest.mark.slow
 
@@ -39,6 +39,7 @@ HAPPY_PATH_TASKS = (
     "CheckSinkConnectorRunning",
     "WriteCanary",
     "CheckCanaryArrived",
+    "PutAlarms",
     "MarkActive",
 )
 
@@ -95,7 +96,7 @@ def teardown(engine_with: Callable[..., Any], spec: dict[str, Any]) -> dict[str,
     with engine_with() as (engine, machines):
         arn = engine.start_execution(
             machines["TeardownPipeline"],
-            json.dumps({"spec": spec, "keep_topics": False}),
+            json.dumps({"spec": spec, "keep_topics": False, "keep_index": False}),
             name=f"teardown-{spec['pipeline_id']}",
         )
         return engine.wait_for_execution(arn, EXECUTION_TIMEOUT_SECONDS)
@@ -166,7 +167,7 @@ def test_a_compensation_that_keeps_failing_is_reported_and_teardown_finishes_the
     assert entry.last_error == {
         "error": "InjectedFault",
         "cause": "WriteCanary: injected failure at WriteCanary | cleanup incomplete, run the teardown again: "
-        "DropSlot: InjectedFault: injected failure at DropSlot",
+        f"replication slot cdcflow_{spec['pipeline_id']} (DropSlot: InjectedFault: injected failure at DropSlot)",
     }
     # Everything but the slot was undone; the slot is named as left behind.
     assert footprint(parse_spec(spec)).present() == {"slots": [f"cdcflow_{spec['pipeline_id']}"]}

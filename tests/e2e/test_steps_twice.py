@@ -4,7 +4,7 @@ Each handler is invoked as the engine invokes it: first twice with the same
 execution (the idempotency table answers the repeat with the stored result),
 then again from another execution (the step's own work runs a second time and
 must find everything already in place). What exists is read back from the
-systems after every call (`cdcflow.footprint`).
+systems after every call (`tests/footprint.py`).
 """
 
 from __future__ import annotations
@@ -15,13 +15,16 @@ from typing import Any
 
 import pytest
 
-from cdcflow.catalogue import by_key, import_handler, local_function_arn
-from cdcflow.footprint import Footprint, footprint
 from lambdas import registry
+from lambdas.alarms import KINDS, alarm_name
 from lambdas.errors import PipelineAlreadyOwned
+from lambdas.kafka_topics import pipeline_topics
 from lambdas.registry import PipelineStatus
 from lambdas.spec import parse_spec
 from localsfn.lambdas import LambdaContext
+from statemachines import PROVISION, render
+from statemachines.catalogue import by_key, import_handler, local_function_arn
+from tests.footprint import Footprint, footprint
 
 pytestmark = pytest.mark.slow
 
@@ -31,9 +34,17 @@ SECOND = f"arn:aws:states:us-east-1:000000000000:execution:ProvisionPipeline:{PI
 READY_TIMEOUT_SECONDS = 180
 
 
+def static_parameters(state_name: str) -> dict[str, Any]:
+    """What the rendered definition passes this state besides paths (a wait-loop's schedule, say)."""
+    parameters = render.definition(PROVISION)["States"][state_name]["Parameters"]
+    payload = parameters.get("Payload", parameters)
+    return {key: value for key, value in payload.items() if not key.endswith(".$")}
+
+
 def invoke(key: str, state_name: str, spec: dict[str, Any], execution_id: str, **fields: Any) -> dict[str, Any]:
     function = by_key(key)
-    event = {"spec": spec, "execution_id": execution_id, "state_name": state_name, **fields}
+    event = {**static_parameters(state_name), "spec": spec, "execution_id": execution_id, "state_name": state_name,
+             **fields}
     return import_handler(function.handler)(
         event, LambdaContext(local_function_arn(function), function.timeout_seconds)
     )
@@ -87,7 +98,7 @@ def test_every_step_and_compensation_can_run_twice(workflow_env, spec_for) -> No
     _, exists = twice("CreateSlot", "CreateSlot", spec)
     assert exists.slots == (names.replication_slot,)
     _, exists = twice("CreateTopics", "CreateTopics", spec)
-    assert len(exists.topics) == 3
+    assert sorted(exists.topics) == sorted(pipeline_topics(parse_spec(spec)))
     twice("PutSourceConnector", "PutSourceConnector", spec)
     until_ready("CheckConnector", "CheckSourceConnectorRunning", spec, connector="source")
     _, exists = twice("PutSinkConnector", "PutSinkConnector", spec)
@@ -95,6 +106,8 @@ def test_every_step_and_compensation_can_run_twice(workflow_env, spec_for) -> No
     until_ready("CheckConnector", "CheckSinkConnectorRunning", spec, connector="sink")
     canary, _ = twice("WriteCanary", "WriteCanary", spec)
     until_ready("CheckCanary", "CheckCanaryArrived", spec, token=canary["token"])
+    _, exists = twice("PutAlarms", "PutAlarms", spec)
+    assert sorted(exists.alarms) == sorted(alarm_name(PIPELINE_ID, kind.key) for kind in KINDS)
     marked = invoke("MarkPipeline", "MarkActive", spec, FIRST, status="ACTIVE")
     assert invoke("MarkPipeline", "MarkActive", spec, FIRST, status="ACTIVE") == marked
     with pytest.raises(PipelineAlreadyOwned):
@@ -102,13 +115,6 @@ def test_every_step_and_compensation_can_run_twice(workflow_env, spec_for) -> No
     assert registry.get(PIPELINE_ID).status is PipelineStatus.ACTIVE
 
     # The compensations, in the order the workflow runs them; each finds less to do the second time.
-    for key in (
-        "DeleteConnectors",
-        "DeleteTopics",
-        "DropSlot",
-        "DropPublication",
-        "DropHeartbeatTable",
-        "DropReplicationUser",
-    ):
-        twice(key, key, spec)
+    for compensation in PROVISION.compensation_chain():
+        twice(compensation.function.key, compensation.name, spec)
     assert footprint(parse_spec(spec)).present() == {}

@@ -13,6 +13,7 @@ from psycopg import sql
 from cdcflow.local.config import Endpoints
 from lambdas import aws
 from lambdas.common.redaction import forget_secrets
+from lambdas.secrets import USE_TAG
 from lambdas.source.heartbeat import drop_heartbeat_table
 from lambdas.source.publication import drop_publication
 from lambdas.source.replication_user import drop_replication_user
@@ -137,7 +138,8 @@ def store_login(secrets_manager: None) -> Callable[[str, str, str], str]:
 
     def store(name: str, username: str, password: str) -> str:
         boto3.client("secretsmanager").create_secret(
-            Name=name, SecretString=json.dumps({"username": username, "password": password})
+            Name=name, SecretString=json.dumps({"username": username, "password": password}),
+            Tags=[{"Key": USE_TAG, "Value": "true"}],  # as the platform tags a connection's secret
         )
         return name
 

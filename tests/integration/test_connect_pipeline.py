@@ -17,16 +17,19 @@ import pytest
 from kafka import KafkaConsumer
 from psycopg import sql
 
+from cdcflow.local.config import SINK_ADMIN_SECRET
+from cdcflow.local.tls import write_foreign_ca
 from lambdas.connect.client import ConnectClient
 from lambdas.connect.credentials import DatabaseLogin
 from lambdas.connect.deploy import check_connector, delete_connector, delete_pipeline_connectors, put_connector
 from lambdas.connect.errors import ConnectorConfigInvalid, ConnectorFailed
-from lambdas.connect.readiness import MAX_READINESS_ATTEMPTS
+from lambdas.connect.secret_refs import SecretLogin
 from lambdas.connect.sink_config import JDBC_SINK_CONNECTOR, jdbc_sink_config
 from lambdas.connect.source_config import POSTGRES_CONNECTOR, debezium_source_config
 from lambdas.errors import ConnectUnavailable
 from lambdas.kafka_topics import delete_topics, ensure_topics
 from lambdas.spec import PipelineSpec, parse_spec
+from statemachines.provision_pipeline import CONNECTOR_RUNNING
 
 pytestmark = pytest.mark.slow
 
@@ -218,7 +221,7 @@ def wait_until_running(client: ConnectClient, name: str) -> dict:
     """Run the wait-loop's check as the state machine would, with short pauses instead of its waits."""
     attempt = 0
     while True:
-        result = retried(check_connector, client, name, attempt)
+        result = retried(check_connector, client, name, attempt, CONNECTOR_RUNNING)
         if result["ready"]:
             return result
         attempt = result["attempt"]
@@ -291,9 +294,10 @@ def test_changes_flow_from_the_source_table_to_the_named_sink_table(connect, pos
     # Debezium's heartbeats land in the topic the pipeline created for them.
     assert wait_for("a heartbeat record", lambda: topic_has_records(spec.kafka.bootstrap_servers, names.heartbeat_topic))
 
-    sink_config = jdbc_sink_config(spec, postgres.admin)
+    # The worker reads the sink login from the stack's secret: the config holds a reference only.
+    sink_config = jdbc_sink_config(spec, SecretLogin(postgres.admin.username, SINK_ADMIN_SECRET))
     assert retried(put_connector, connect, names.sink_connector, sink_config)["changed"] is True
-    assert wait_until_running(connect, names.sink_connector)["attempt"] <= MAX_READINESS_ATTEMPTS
+    assert wait_until_running(connect, names.sink_connector)["attempt"] <= CONNECTOR_RUNNING.attempts
 
     captured = sql.Identifier(*source.table.split("."))
     with postgres.connect(spec.source.database) as conn:
@@ -330,7 +334,7 @@ def test_a_task_that_cannot_stream_is_reported_as_failed_with_its_cause(connect,
     # so keep checking (as the state machine's canary wait would) until it does.
     with pytest.raises(ConnectorFailed) as caught:
         for _ in range(ROWS_ARRIVE_WITHIN_SECONDS):
-            retried(check_connector, connect, names.source_connector, attempt=0)
+            retried(check_connector, connect, names.source_connector, attempt=0, schedule=CONNECTOR_RUNNING)
             time.sleep(1)
 
     message = str(caught.value)
@@ -351,4 +355,33 @@ def test_a_wrong_password_is_rejected_at_put_without_echoing_it(connect, source)
 
     assert "password authentication failed" in str(caught.value)
     assert wrong.password not in str(caught.value)
+    assert names.source_connector not in connect.list_connectors()
+
+
+def test_debezium_refuses_a_server_certificate_from_another_ca_at_put(connect, source, monkeypatch, tmp_path):
+    spec, names = source.spec, source.spec.names
+    monkeypatch.setenv("CDCFLOW_CONNECT_DATABASE_CA_FILE", str(write_foreign_ca(tmp_path / "other-ca.crt")))
+    config = debezium_source_config(spec, source.replication_login, source.heartbeat_query)
+    assert config["database.sslmode"] == "verify-full"
+
+    # Validation connects with the connector's TLS settings, so the refusal comes before anything is created.
+    with pytest.raises(ConnectorConfigInvalid) as caught:
+        retried(put_connector, connect, names.source_connector, config)
+
+    assert "certification path" in str(caught.value) or "PKIX" in str(caught.value)
+    assert source.replication_login.password not in str(caught.value)
+    assert names.source_connector not in connect.list_connectors()
+
+
+def test_a_reference_to_a_missing_secret_is_refused_at_put_naming_it(connect, source):
+    spec, names = source.spec, source.spec.names
+    missing = f"cdcflow/tests/no-such-secret-{secrets.token_hex(4)}"
+    config = debezium_source_config(spec, SecretLogin(source.replication_login.username, missing),
+                                    source.heartbeat_query)
+
+    with pytest.raises(ConnectorConfigInvalid) as caught:
+        retried(put_connector, connect, names.source_connector, config)
+
+    # Permanent: the worker's provider says no retry can mend it, so the state machine does not retry.
+    assert f"secret {missing} does not exist in Secrets Manager" in str(caught.value)
     assert names.source_connector not in connect.list_connectors()

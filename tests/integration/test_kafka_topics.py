@@ -55,7 +55,7 @@ def test_ensure_creates_every_topic_with_the_specs_settings_and_is_idempotent(sp
     assert first == {"topics": pipeline_topics(spec), "created": pipeline_topics(spec), "existing": []}
     assert second == {"topics": pipeline_topics(spec), "created": [], "existing": pipeline_topics(spec)}
     prefix = spec.names.debezium_topic_prefix
-    assert list_topics_with_prefix(bootstrap, prefix + ".") == sorted(pipeline_topics(spec)[:-1])
+    assert list_topics_with_prefix(bootstrap, prefix + ".") == sorted(pipeline_topics(spec)[:-2])
     with kafka_admin(bootstrap) as admin:
         described = admin.describe_topics(pipeline_topics(spec))
         assert {len(topic["partitions"]) for topic in described} == {1}

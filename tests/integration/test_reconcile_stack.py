@@ -22,8 +22,9 @@ import pytest
 from kafka.admin import NewTopic
 from psycopg import sql
 
+from cdcflow.local import tables as local_tables
 from cdcflow.local.config import aws_environment
-from lambdas import aws, local_tables, registry
+from lambdas import aws, registry
 from lambdas.connect.client import ConnectClient
 from lambdas.connect.credentials import DatabaseLogin
 from lambdas.connect.deploy import connector_readiness, delete_pipeline_connectors, put_connector
@@ -31,10 +32,11 @@ from lambdas.connect.sink_config import jdbc_sink_config
 from lambdas.connect.source_config import debezium_source_config
 from lambdas.kafka_topics import delete_topics, ensure_topics, kafka_admin, list_topics_with_prefix
 from lambdas.reconcile import reconcile
-from lambdas.reconcile_policy import ReconcileSettings
-from lambdas.reconcile_report import PipelineReport, ReconcileReport
+from lambdas.reconcile.policy import ReconcileSettings
+from lambdas.reconcile.report import PipelineReport, ReconcileReport
 from lambdas.registry import PipelineStatus
 from lambdas.secrets import delete_secret, ensure_generated_secret, managed_tags, read_credentials
+from lambdas.source.signals import ensure_signal_table
 from lambdas.spec import PipelineSpec, parse_spec
 
 pytestmark = pytest.mark.slow
@@ -129,7 +131,8 @@ def pipeline(local_stack, stack_environment) -> Iterator[Pipeline]:
     names = spec.names
     admin = read_credentials(local_stack.aws.source_admin_secret)
     created = Pipeline(spec, DatabaseLogin(admin.username, admin.password), pg.host, pg.port)
-    _, replication = ensure_generated_secret(names.replication_secret, names.replication_role, managed_tags(pipeline_id))
+    _, replication = ensure_generated_secret(names.replication_secret, names.replication_role,
+                                             managed_tags(pipeline_id, spec.owner))
     captured = sql.Identifier(*created.table.split("."))
     heartbeat = sql.Identifier(names.heartbeat_schema, names.heartbeat_table)
     role = sql.Identifier(names.replication_role)
@@ -145,7 +148,11 @@ def pipeline(local_stack, stack_environment) -> Iterator[Pipeline]:
         conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public, {} TO {}").format(sql.Identifier(names.heartbeat_schema), role))
         conn.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(captured, role))
         conn.execute(sql.SQL("GRANT SELECT, INSERT, UPDATE ON {} TO {}").format(heartbeat, role))
-        conn.execute(sql.SQL("CREATE PUBLICATION {} FOR TABLE {}, {}").format(sql.Identifier(names.publication), captured, heartbeat))
+        ensure_signal_table(conn, spec)  # Debezium's signal table: the publication includes it
+        signal = sql.Identifier(names.heartbeat_schema, names.signal_table)
+        conn.execute(sql.SQL("GRANT SELECT, INSERT ON {} TO {}").format(signal, role))
+        conn.execute(sql.SQL("CREATE PUBLICATION {} FOR TABLE {}, {}, {}").format(
+            sql.Identifier(names.publication), captured, heartbeat, signal))
         conn.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (names.replication_slot,))
     with created.connect(pg.sink_database) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(sink_schema)))
@@ -177,13 +184,35 @@ def pipeline(local_stack, stack_environment) -> Iterator[Pipeline]:
             conn.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s",
                          (names.replication_slot,))
             conn.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(names.publication)))
-            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}, {}").format(captured, heartbeat))
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}, {}, {}").format(
+                captured, heartbeat, sql.Identifier(names.heartbeat_schema, names.signal_table)))
             conn.execute(sql.SQL("DROP OWNED BY {}").format(role))
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(role))
         with created.connect(pg.sink_database) as conn:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(sink_schema)))
         delete_secret(names.replication_secret)
         registry.delete(pipeline_id)
+
+
+def confirmed_flush_lsn(pipeline: Pipeline) -> str | None:
+    with pipeline.connect() as conn:
+        row = conn.execute("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = %s",
+                           (pipeline.spec.names.replication_slot,)).fetchone()
+    return row[0] if row else None
+
+
+def wait_until_still(read: Callable[[], object], for_seconds: float, within: float = 60.0) -> None:
+    """Return once read() has given the same value for for_seconds; fail after within seconds."""
+    deadline = time.monotonic() + within
+    value, since = read(), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        now = read()
+        if now != value:
+            value, since = now, time.monotonic()
+        elif time.monotonic() - since >= for_seconds:
+            return
+    raise AssertionError(f"value kept changing for {within:.0f} s (last {value!r})")
 
 
 def healthy(pipeline: Pipeline) -> PipelineReport:
@@ -247,7 +276,7 @@ def test_a_publication_altered_by_hand_is_realigned(pipeline):
             "SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = %s ORDER BY 1",
             (names.publication,),
         ).fetchall()
-    assert [row[0] for row in tables] == sorted([names.heartbeat_qualified, pipeline.table])
+    assert [row[0] for row in tables] == sorted([names.heartbeat_qualified, names.signal_qualified, pipeline.table])
     _, again = sweep(pipeline)
     assert (again.publication_added, again.publication_removed) == ([], [])
 
@@ -259,6 +288,8 @@ def test_lag_is_flagged_while_the_connector_is_paused_and_clears_after_resume(pi
         client.pause(names.source_connector)
         try:
             wait_for("the source connector to pause", lambda: set(task_states(pipeline.spec, names.source_connector)) == {"PAUSED"})
+            # An offset commit of records sent before the pause may still move the slot; insert once it is still.
+            wait_until_still(lambda: confirmed_flush_lsn(pipeline), for_seconds=3.0)
             with pipeline.connect() as conn:
                 conn.execute(sql.SQL("INSERT INTO {} SELECT g, repeat('x', 500) FROM generate_series(1000, 2999) g").format(
                     sql.Identifier(*pipeline.table.split("."))))

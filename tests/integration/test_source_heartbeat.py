@@ -45,7 +45,8 @@ def test_ensure_creates_the_table_and_a_second_call_returns_the_same(source_admi
     second = ensure_heartbeat_table(source_admin, pipeline_spec)
 
     table = pipeline_spec.names.heartbeat_qualified
-    assert first == second == {"table": table, "replica_identity": "default", "granted_to": None}
+    assert first == second == {"table": table, "replica_identity": "default", "granted_to": None,
+                               "signal_table": pipeline_spec.names.signal_qualified}
     assert _columns(source_admin, table) == [
         ("id", "text", "NO", None),
         ("beat", "timestamp with time zone", "NO", "now()"),
@@ -92,8 +93,9 @@ def test_drop_keeps_the_shared_schema_until_the_last_pipeline_goes(source_admin,
     ensure_heartbeat_table(source_admin, second)
     others = source_admin.execute(
         "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = %s AND c.relname NOT IN (%s, %s) AND c.relkind = 'r'",
-        [HEARTBEAT_SCHEMA, first.names.heartbeat_table, second.names.heartbeat_table],
+        "WHERE n.nspname = %s AND c.relname <> ALL(%s) AND c.relkind = 'r'",
+        [HEARTBEAT_SCHEMA, [spec.names.heartbeat_table for spec in (first, second)]
+         + [spec.names.signal_table for spec in (first, second)]],
     ).fetchone()[0]
 
     assert drop_heartbeat_table(source_admin, first) is True

@@ -31,7 +31,7 @@ def test_ensure_publishes_exactly_the_tables_and_the_heartbeat_and_a_second_call
     source_admin, spec_with_heartbeat
 ):
     spec = spec_with_heartbeat
-    expected = sorted([*spec.source.tables, spec.names.heartbeat_qualified])
+    expected = sorted([*spec.source.tables, spec.names.heartbeat_qualified, spec.names.signal_qualified])
 
     first = ensure_publication(source_admin, spec)
     second = ensure_publication(source_admin, spec)

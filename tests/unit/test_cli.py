@@ -1,7 +1,8 @@
 """The operator commands through typer's CliRunner, against the local API server over HTTP.
 
-The API server runs the real handler; its registry table and both state
-machines live in a moto server, which is also the commands' Step Functions
+The API server runs the real handler behind its SigV4 check, with the local
+users of a credentials file in the test's own state folder (the commands sign
+with its profiles); its registry table and both state machines live in a moto server, which is also the commands' Step Functions
 endpoint. moto records executions without running them and answers
 GetExecutionHistory with a short recorded history (SF_EXECUTION_HISTORY_TYPE
 picks the succeeding or the failing one), which the commands follow.
@@ -17,22 +18,16 @@ from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
 from cdcflow.api_server import api_url, serve_api
+from cdcflow.local.credentials import CredentialStore, ensure_credentials, register_principals
+from cdcflow.local.connections import ensure_connections_table
+from cdcflow.local.tables import ensure_principals_table, ensure_tables
 from cdcflow.operate_cli import app
-from lambdas import api, aws, registry
-from lambdas.local_tables import ensure_tables
-from lambdas.spec import parse_spec
+from lambdas import api, aws, connections, executions, registry
+from tests.unit.factories import CONNECTIONS, create_state_machine, request_spec, resolved_spec
 
 pytestmark = pytest.mark.unit
 
-SPEC = {
-    "pipeline_id": "orders",
-    "owner": "payments",
-    "source": {"host": "db.internal", "port": 5432, "database": "shop", "admin_secret": "cdcflow-admin/shop",
-               "tables": ["public.orders"]},
-    "kafka": {"bootstrap_servers": "kafka:9092"},
-    "connect": {"url": "http://connect:8083"},
-    "sink": {"type": "jdbc", "host": "warehouse", "port": 5432, "database": "dw", "secret": "cdcflow-sink/dw"},
-}
+SPEC = request_spec()
 
 
 @pytest.fixture(scope="module")
@@ -44,26 +39,44 @@ def moto_endpoint():
     server.stop()
 
 
+@pytest.fixture(autouse=True)
+def credentials_file(tmp_path, monkeypatch):
+    """The local users' credentials file of a state folder of the test's own, where the commands look for it."""
+    monkeypatch.setenv("CDCFLOW_LOCAL_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("CDCFLOW_PROFILE", raising=False)
+    path = tmp_path / "state" / "credentials"
+    ensure_credentials(path)
+    return path
+
+
 @pytest.fixture
-def local_api(moto_endpoint, monkeypatch):
-    """The API server on an ephemeral port, with a fresh registry and state machines in moto."""
+def local_api(moto_endpoint, monkeypatch, credentials_file):
+    """The API server on an ephemeral port, with a fresh registry, principals and state machines in moto."""
     requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10)
     env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
            "AWS_ENDPOINT_URL_DYNAMODB": moto_endpoint, "AWS_ENDPOINT_URL_SFN": moto_endpoint,
-           "REGISTRY_TABLE": "cdcflow-registry", "POWERTOOLS_METRICS_DISABLED": "1"}
+           "REGISTRY_TABLE": "cdcflow-registry", "PRINCIPALS_TABLE": "cdcflow-principals",
+           "CONNECTIONS_TABLE": "cdcflow-connections",
+           "POWERTOOLS_METRICS_DISABLED": "1"}
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("SF_EXECUTION_HISTORY_TYPE", raising=False)
     aws.reset_clients()
     ensure_tables(aws.client("dynamodb"), "cdcflow-registry", "cdcflow-idempotency")
+    ensure_principals_table(aws.client("dynamodb"), "cdcflow-principals")
+    register_principals(ensure_credentials(credentials_file))
+    ensure_connections_table(aws.client("dynamodb"), "cdcflow-connections")
+    for connection in CONNECTIONS:
+        connections.put_connection(connection)
     sfn = aws.client("stepfunctions")
-    definition = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}})
     for variable, name in ((api.PROVISION_STATE_MACHINE_ARN, "ProvisionPipeline"),
-                           (api.TEARDOWN_STATE_MACHINE_ARN, "TeardownPipeline")):
-        arn = sfn.create_state_machine(name=name, definition=definition,
-                                       roleArn="arn:aws:iam::123456789012:role/workflows")["stateMachineArn"]
-        monkeypatch.setenv(variable, arn)
-    server = serve_api(0)
+                           (api.TEARDOWN_STATE_MACHINE_ARN, "TeardownPipeline"),
+                           (api.PAUSE_STATE_MACHINE_ARN, "PausePipeline"),
+                           (api.RESUME_STATE_MACHINE_ARN, "ResumePipeline"),
+                           (api.UPDATE_STATE_MACHINE_ARN, "UpdatePipeline")):
+        monkeypatch.setenv(variable, create_state_machine(sfn, name))
+    server = serve_api(0, credentials=CredentialStore.from_file(credentials_file))
     yield api_url(server)
     server.shutdown()
     server.server_close()
@@ -85,8 +98,8 @@ def spec_file(tmp_path):
 
 def registered_active(spec: dict) -> str:
     """Register the pipeline as RegisterPipeline and MarkPipeline would for the API's execution; its ARN."""
-    parsed = parse_spec(spec)
-    execution_arn = api.execution_arn(
+    parsed = resolved_spec(spec)
+    execution_arn = executions.execution_arn(
         os.environ[api.PROVISION_STATE_MACHINE_ARN], parsed.names.execution_name(parsed.fingerprint()))
     registry.register(parsed, execution_arn)
     registry.mark(spec["pipeline_id"], "ACTIVE")
@@ -126,7 +139,7 @@ def test_provision_without_following_returns_once_started(local_api, moto_endpoi
 
 
 def test_an_invalid_spec_prints_each_problem_and_exits_2(local_api, moto_endpoint, tmp_path):
-    spec = {**SPEC, "pipeline_id": "Bad Id", "kafka": {}}
+    spec = {key: value for key, value in SPEC.items() if key != "cluster"} | {"pipeline_id": "Bad Id"}
     path = tmp_path / "bad.yaml"
     path.write_text(json.dumps(spec))  # JSON is YAML too
 
@@ -135,7 +148,7 @@ def test_an_invalid_spec_prints_each_problem_and_exits_2(local_api, moto_endpoin
     assert code == 2
     assert "refused (422)" in output
     assert "  - pipeline_id: " in output
-    assert "  - kafka: 'bootstrap_servers' is a required property" in output
+    assert "  - (spec): 'cluster' is a required property" in output
 
 
 def test_a_spec_file_that_does_not_parse_is_named_and_exits_2(local_api, moto_endpoint, tmp_path):
@@ -177,9 +190,54 @@ def test_aws_mode_needs_the_api_url():
     assert "--api-url is required" in result.output
 
 
+@pytest.mark.parametrize("how", ["--profile", "CDCFLOW_PROFILE", "AWS_PROFILE"])
+def test_locally_the_commands_sign_with_the_profile_asked_for(local_api, moto_endpoint, credentials_file, how):
+    profile = "cdcflow-orders-requester"
+    arguments = ["--profile", profile] if how == "--profile" else []
+    seen = []
+    served = serve_api(0, credentials=CredentialStore.from_file(credentials_file),
+                       handler=lambda event, _: seen.append(event["requestContext"]["identity"]["userArn"])
+                       or {"statusCode": 200, "body": '{"pipelines": [], "next_token": null}'})
+    try:
+        result = CliRunner().invoke(app, ["status", *arguments, "--api-url", api_url(served)],
+                                    env={} if how == "--profile" else {how: profile})
+    finally:
+        served.shutdown()
+        served.server_close()
+
+    assert result.exit_code == 0, result.output
+    assert seen == [f"arn:aws:iam::000000000000:user/{profile}"]
+
+
+def test_locally_the_admin_signs_by_default(local_api, moto_endpoint):
+    seen = []
+    code, output = run(local_api, moto_endpoint, "status")
+
+    assert code == 0, output
+    # The handler let the request in: the default profile, cdcflow-admin, signed it.
+    assert "Missing Authentication Token" not in output and "security token" not in output
+    assert seen == []
+
+
+def test_a_profile_the_local_credentials_file_lacks_is_named_and_exits_2(local_api, moto_endpoint, credentials_file):
+    code, output = run(local_api, moto_endpoint, "--profile", "cdcflow-nobody", "status")
+
+    assert code == 2
+    assert "cdcflow-nobody" in output and str(credentials_file) in output
+
+
+def test_without_a_local_credentials_file_the_commands_say_what_creates_it(moto_endpoint, tmp_path, monkeypatch):
+    monkeypatch.setenv("CDCFLOW_LOCAL_STATE_DIR", str(tmp_path / "never-started"))
+
+    code, output = run("http://127.0.0.1:9", moto_endpoint, "status")
+
+    assert code == 2
+    assert "cdcflow local up" in output
+
+
 def test_status_lists_pipelines_and_shows_one(local_api, moto_endpoint):
     registered_active(SPEC)
-    registered_active({**SPEC, "pipeline_id": "invoices"})
+    registered_active(request_spec("invoices"))
     registry.mark("invoices", "FAILED", current_step="CreateSlot", error="SlotBlockedByLongTransaction",
                   cause="transaction 812 is open [/] [red]")  # printed as written, not as markup
 
@@ -205,8 +263,8 @@ def test_status_of_an_unknown_pipeline_exits_2_naming_it(local_api, moto_endpoin
 
 def test_watch_and_history_read_the_registered_execution(local_api, moto_endpoint, spec_file):
     run(local_api, moto_endpoint, "provision", str(spec_file), "--no-follow")
-    parsed = parse_spec(SPEC)
-    execution_arn = api.execution_arn(os.environ[api.PROVISION_STATE_MACHINE_ARN],
+    parsed = resolved_spec(SPEC)
+    execution_arn = executions.execution_arn(os.environ[api.PROVISION_STATE_MACHINE_ARN],
                                       parsed.names.execution_name(parsed.fingerprint()))
     registry.register(parsed, execution_arn)
     registry.mark("orders", "ACTIVE")
@@ -232,6 +290,60 @@ def test_teardown_starts_the_workflow_with_keep_topics(local_api, moto_endpoint)
     [execution] = sfn.list_executions(
         stateMachineArn=os.environ[api.TEARDOWN_STATE_MACHINE_ARN])["executions"]
     assert json.loads(sfn.describe_execution(executionArn=execution["executionArn"])["input"])["keep_topics"] is True
+
+
+def test_pause_starts_the_workflow_and_resume_of_an_active_pipeline_is_refused(local_api, moto_endpoint):
+    registered_active(SPEC)
+
+    code, output = run(local_api, moto_endpoint, "pause", "orders", "--no-follow")
+    refused, refusal = run(local_api, moto_endpoint, "resume", "orders", "--no-follow")
+
+    assert code == 0, output
+    assert "pausing orders" in output
+    [execution] = aws.client("stepfunctions").list_executions(
+        stateMachineArn=os.environ[api.PAUSE_STATE_MACHINE_ARN])["executions"]
+    assert execution["executionArn"] in output.replace("\n", "")
+    assert refused != 0 and "409" in refusal and execution["executionArn"].rsplit(":", 1)[-1] in refusal
+
+
+def test_update_with_a_patch_says_what_it_adds_and_starts_the_workflow(local_api, moto_endpoint, tmp_path):
+    registered_active(SPEC)
+    patch = tmp_path / "add.json"
+    patch.write_text(json.dumps({"source": {"tables": [*SPEC["source"]["tables"], "public.items"]}}))
+    unchanged = tmp_path / "same.json"
+    unchanged.write_text(json.dumps({"source": {"tables": SPEC["source"]["tables"]}}))
+
+    code, output = run(local_api, moto_endpoint, "update", str(patch), "--patch", "--pipeline", "orders",
+                       "--no-follow")
+    nothing, said = run(local_api, moto_endpoint, "update", str(unchanged), "--patch", "--pipeline", "orders")
+
+    assert code == 0, output
+    assert "adding: public.items" in output and "updating orders" in output
+    [execution] = aws.client("stepfunctions").list_executions(
+        stateMachineArn=os.environ[api.UPDATE_STATE_MACHINE_ARN])["executions"]
+    given = json.loads(aws.client("stepfunctions").describe_execution(executionArn=execution["executionArn"])["input"])
+    assert given["spec"]["source"]["tables"][-1] == "public.items"
+    assert nothing == 0 and "nothing to change" in said
+
+
+def test_update_of_a_file_without_a_pipeline_id_asks_for_one(local_api, moto_endpoint, tmp_path):
+    patch = tmp_path / "add.json"
+    patch.write_text(json.dumps({"source": {"tables": ["public.items"]}}))
+
+    code, output = run(local_api, moto_endpoint, "update", str(patch), "--patch")
+
+    assert code == 2 and "--pipeline" in output
+
+
+def test_watch_follows_the_pause_that_holds_the_pipeline(local_api, moto_endpoint):
+    registered_active(SPEC)
+    _, output = run(local_api, moto_endpoint, "pause", "orders", "--no-follow")
+    [pause] = aws.client("stepfunctions").list_executions(
+        stateMachineArn=os.environ[api.PAUSE_STATE_MACHINE_ARN])["executions"]
+
+    code, watched = run(local_api, moto_endpoint, "watch", "orders")
+
+    assert pause["executionArn"] in watched.replace("\n", ""), watched
 
 
 def test_approve_and_reject_answer_a_pending_approval(local_api, moto_endpoint):

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from cdcflow.operate import (
+from cdcflow.history import (
     ABORTED,
     CAUGHT,
     FAILED,

@@ -20,10 +20,11 @@ from typer.testing import CliRunner
 
 from cdcflow import operate_cli
 from cdcflow.cli import app
-from cdcflow.operate import ServiceFailed, reconcile_on_aws
-from lambdas.reconcile_orphans import Orphan
-from lambdas.reconcile_policy import ReconcileSettingsInvalid
-from lambdas.reconcile_report import PipelineReport, ReconcileReport, StuckExecution, TargetError, count_statuses
+from cdcflow.errors import ServiceFailed
+from cdcflow.reconcile_runner import reconcile_on_aws
+from lambdas.reconcile.orphans import Orphan
+from lambdas.reconcile.policy import ReconcileSettingsInvalid
+from lambdas.reconcile.report import PipelineReport, ReconcileReport, StuckExecution, TargetError, count_statuses
 from lambdas.registry import PipelineStatus
 
 ACTIVE, DEGRADED = PipelineStatus.ACTIVE, PipelineStatus.DEGRADED
@@ -177,16 +178,54 @@ def test_stuck_executions_are_drift(sweep):
     assert "slow stuck in PROVISIONING for 120 min" in output
 
 
-def test_what_could_not_be_checked_outweighs_drift_and_exits_5(sweep):
-    unchecked = PipelineReport("refunds", ACTIVE, ACTIVE, errors=["source 10.0.0.9:5432/shop could not be checked"])
+def test_a_pipeline_whose_own_source_is_down_is_a_finding_about_it_and_exits_4(sweep):
+    # One FAILED pipeline with an unreachable source must not make every sweep "incomplete".
+    dead = PipelineReport("refunds", PipelineStatus.FAILED, PipelineStatus.FAILED,
+                          errors=["source 10.0.0.9:5432/shop could not be checked: DatabaseUnavailable: refused"])
     error = TargetError("source", "10.0.0.9:5432/shop", "DatabaseUnavailable: connection refused", ("refunds",))
-    sweep.report = report(pipelines=[unchecked], orphans=[ORPHAN_SLOT], errors=[error])
+    sweep.report = report(pipelines=[healthy_pipeline(), dead], errors=[error])
+    code, output = run()
+    assert code == operate_cli.EXIT_DRIFT_FOUND == 4
+    assert "incomplete:" not in output
+    assert "refunds could not be checked or repaired: source 10.0.0.9:5432/shop" in output
+    assert "refunds is FAILED" in output
+    assert sweep.report["summary"]["sweep_errors"] == 0
+    assert sweep.report["summary"]["unreachable_pipelines"] == ["refunds"]
+    assert sweep.report["errors"][0]["scope"] == "pipelines"
+
+
+def test_what_the_sweep_itself_could_not_check_outweighs_drift_and_exits_5(sweep):
+    unchecked = PipelineReport("refunds", ACTIVE, ACTIVE, errors=["source 10.0.0.9:5432/shop could not be checked"])
+    dependency = TargetError("source", "10.0.0.9:5432/shop", "DatabaseUnavailable: connection refused", ("refunds",))
+    secrets = TargetError("secrets", "secretsmanager", "AwsApiThrottled: rate exceeded")
+    sweep.report = report(pipelines=[unchecked], orphans=[ORPHAN_SLOT], errors=[dependency, secrets])
     code, output = run()
     assert code == operate_cli.EXIT_SWEEP_INCOMPLETE == 5
     assert "could not check" in output
     assert "DatabaseUnavailable: connection refused" in output
+    assert "AwsApiThrottled: rate exceeded" in output
     assert "not seen" in output  # connectors and slot of a pipeline whose source was down
     assert "incomplete:" in output
+    assert sweep.report["errors"][1]["scope"] == "sweep"
+
+
+def test_a_dependency_no_pipeline_names_is_the_sweeps_own_gap(sweep):
+    orphan_scan = TargetError("kafka", "kafka:9092", "KafkaUnavailable: no answer")
+    sweep.report = report(errors=[orphan_scan])
+    code, output = run()
+    assert code == 5
+    assert "incomplete:" in output
+
+
+def test_a_report_without_scopes_is_judged_by_the_same_rule(sweep):
+    # A Reconcile function deployed before the `scope` field answers without it.
+    error = TargetError("source", "db:5432/shop", "DatabaseUnavailable: refused", ("refunds",))
+    document = report(errors=[error])
+    del document["errors"][0]["scope"]
+    sweep.report = document
+    assert run()[0] == 4  # refunds' own source: a finding about refunds
+    document["errors"][0]["target"] = "registry"
+    assert run()[0] == 5
 
 
 def test_json_prints_the_report_itself_with_the_same_exit_code(sweep):
@@ -282,3 +321,26 @@ def test_slot_lag_is_shown_in_a_readable_unit(sweep, lag_bytes, shown):
     code, output = run()
     assert code == 0
     assert shown in output
+
+
+def _service(name: str, state: str, optional: bool = False):
+    from pathlib import Path
+
+    from cdcflow.local.stack import ServiceStatus
+
+    return ServiceStatus(name, {}, None, state, None, Path("/dev/null"), optional)
+
+
+def test_the_local_sweep_needs_every_service_up_but_an_optional_one_never_started(monkeypatch, tmp_path):
+    monkeypatch.setenv("CDCFLOW_LOCAL_STATE_DIR", str(tmp_path))
+    statuses = [_service("postgres", "up"), _service("opensearch", "down", optional=True)]
+    monkeypatch.setattr(operate_cli.cdcflow.local, "status", lambda config: statuses)
+
+    assert operate_cli.local_stack_environment()["REGISTRY_TABLE"]
+
+    statuses[1] = _service("opensearch", "unhealthy", optional=True)
+    with pytest.raises(operate_cli.ServiceUnreachable, match="opensearch not up"):
+        operate_cli.local_stack_environment()
+    statuses[1] = _service("kafka", "down")
+    with pytest.raises(operate_cli.ServiceUnreachable, match="kafka not up"):
+        operate_cli.local_stack_environment()

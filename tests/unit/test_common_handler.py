@@ -22,23 +22,11 @@ from lambdas.errors import (
     PipelineAlreadyOwned,
     SpecInvalid,
 )
+from tests.unit.factories import raw_spec
 
 pytestmark = pytest.mark.unit
 
-SPEC = {
-    "pipeline_id": "orders",
-    "owner": "team-x",
-    "source": {
-        "host": "db.internal",
-        "port": 5432,
-        "database": "shop",
-        "admin_secret": "shop/admin",
-        "tables": ["public.orders"],
-    },
-    "kafka": {"bootstrap_servers": "kafka:9092"},
-    "connect": {"url": "http://connect:8083"},
-    "sink": {"type": "jdbc", "host": "sink.internal", "port": 5432, "database": "dw", "secret": "dw/writer"},
-}
+SPEC = raw_spec()
 
 
 def task(**fields) -> dict:

@@ -105,6 +105,18 @@ def test_validation_error_masks_password_shaped_settings_it_was_not_told_about(c
     assert "other-secret" not in str(caught.value)
 
 
+def test_a_secret_reference_the_worker_cannot_resolve_is_a_config_error_not_an_outage(connect, client):
+    unresolvable = "secret dw/writer does not exist in Secrets Manager: the secret reference cannot be resolved"
+    connect.answers.append((500, {"error_code": 500, "message": unresolvable}))
+    with pytest.raises(ConnectorConfigInvalid, match="secret dw/writer does not exist"):
+        client.put_config("c", {"connection.password": "${secretsmanager:dw/writer:password}"})
+
+    # Throttled or a server error: the provider leaves the marker out, and the put is retried as an outage.
+    connect.answers.append((500, {"error_code": 500, "message": "secret dw/writer could not be read (HTTP 503)"}))
+    with pytest.raises(ConnectUnavailable):
+        client.put_config("c", {"connection.password": "${secretsmanager:dw/writer:password}"})
+
+
 def test_missing_connector_status_is_not_found(connect, client):
     connect.answers.append((404, {"error_code": 404, "message": "No status found for connector c"}))
     with pytest.raises(ConnectorNotFound, match="No status found"):

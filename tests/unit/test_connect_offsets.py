@@ -44,3 +44,17 @@ def test_a_reset_that_is_never_accepted_is_transient_and_names_the_connector() -
     ticks = iter(range(100))
     with pytest.raises(ConnectUnavailable, match="offsets of connector c could not be reset within 5 s"):
         forget_offsets(connect, "c", timeout_seconds=5, sleep=lambda _: None, clock=lambda: next(ticks))
+
+
+def test_offsets_behind_a_secret_that_is_gone_are_kept_and_the_connector_can_still_go() -> None:
+    class SecretGone(StoppingConnect):
+        def reset_offsets(self, name: str) -> bool:
+            self.calls.append(f"reset {name}")
+            raise ConnectorConfigInvalid(
+                "Kafka Connect DELETE /connectors/c/offsets -> 500: secret cdcflow/orders/replication does not "
+                "exist in Secrets Manager: the secret reference cannot be resolved"
+            )
+
+    connect = SecretGone()
+    assert forget_offsets(connect, "c", sleep=lambda _: None) is False
+    assert connect.calls == ["stop c", "reset c"]  # no retries: none can mend it

@@ -1,13 +1,15 @@
-"""Connector readiness: the wait schedule, trace summaries, and the check the wait-loops run."""
+"""Connector readiness: trace summaries, and the check the connector wait-loops run."""
 
 import pytest
 
 from lambdas.connect.deploy import check_connector, connector_readiness, delete_connector, put_connector
 from lambdas.connect.errors import ConnectorFailed, ConnectorNotFound, ConnectorNotReady
-from lambdas.connect.readiness import MAX_READINESS_ATTEMPTS, MAX_WAIT_SECONDS, next_wait_seconds
 from lambdas.connect.redaction import MASK, redact
 from lambdas.connect.traces import MAX_SUMMARY_CHARS, summarise_trace
 from lambdas.errors import ConnectUnavailable
+from lambdas.wait_loop import Schedule
+
+SCHEDULE = Schedule(first=0, base=1, growth=2, cap=30, attempts=20)
 
 
 PASSWORD = "Sup3r-secret"
@@ -23,20 +25,6 @@ Caused by: org.postgresql.util.PSQLException: FATAL: password authentication fai
 \tat org.postgresql.core.v3.ConnectionFactoryImpl.doAuthentication(ConnectionFactoryImpl.java:693)
 \t... 20 more
 """
-
-
-def test_wait_grows_from_two_seconds_and_is_capped():
-    schedule = [next_wait_seconds(attempt) for attempt in range(8)]
-    assert schedule == [2, 4, 8, 16, 30, 30, 30, 30]
-    assert next_wait_seconds(10_000) == MAX_WAIT_SECONDS
-    with pytest.raises(ValueError):
-        next_wait_seconds(-1)
-
-
-def test_the_loop_is_bounded_well_inside_the_history_limit():
-    total_wait = sum(next_wait_seconds(attempt) for attempt in range(MAX_READINESS_ATTEMPTS))
-    assert 0 < total_wait <= 15 * 60
-    assert MAX_READINESS_ATTEMPTS * 9 < 25_000 // 10  # nine events a round, a tenth of the budget
 
 
 def test_trace_summary_keeps_the_exception_and_its_causes_without_frames():
@@ -133,6 +121,20 @@ def test_put_connector_creates_then_reports_no_change_for_the_same_config():
     assert connect.puts == ["c"]  # the second run sent nothing, so nothing restarted
 
 
+def test_put_connector_restarts_an_unchanged_connector_that_failed():
+    """Its references may resolve now (a secret restored or rotated), so the worker must read them again."""
+    connect = FakeConnect()
+    config = {"connector.class": "X", "database.password": "${secretsmanager:cdcflow/c/replication:password}"}
+    put_connector(connect, "c", config)
+    connect.statuses["c"] = status("FAILED", "FAILED", trace="ConfigException: secret cdcflow/c/replication ...")
+    restarts = []
+    connect.restart = lambda name, include_tasks, only_failed: restarts.append((name, include_tasks, only_failed))
+
+    assert put_connector(connect, "c", config) == {"connector": "c", "changed": False, "created": False,
+                                                   "restarted": True}
+    assert restarts == [("c", True, True)] and connect.puts == ["c"]
+
+
 def test_put_connector_reconfigures_a_connector_whose_config_differs():
     connect = FakeConnect()
     put_connector(connect, "c", {"tasks.max": "1"})
@@ -173,12 +175,29 @@ def test_check_counts_attempts_and_returns_the_next_wait():
     connect = FakeConnect()
     connect.configs["c"], connect.statuses["c"] = {"name": "c"}, status("RUNNING")
 
-    pending = check_connector(connect, "c", attempt=0)
+    pending = check_connector(connect, "c", attempt=0, schedule=SCHEDULE)
     connect.statuses["c"] = status("RUNNING", "RUNNING")
-    running = check_connector(connect, "c", attempt=pending["attempt"])
+    running = check_connector(connect, "c", attempt=pending["attempt"], schedule=SCHEDULE)
 
-    assert pending == {"ready": False, "attempt": 1, "wait_seconds": 4, "state": "PENDING"}
-    assert running == {"ready": True, "attempt": 2, "wait_seconds": 8, "state": "RUNNING"}
+    assert pending == {"ready": False, "attempt": 1, "wait_seconds": 1, "state": "PENDING"}
+    assert running == {"ready": True, "attempt": 2, "wait_seconds": 2, "state": "RUNNING"}
+
+
+def test_check_settles_until_the_connector_runs_within_its_settle_time():
+    connect = FakeConnect()
+    connect.configs["c"], connect.statuses["c"] = {"name": "c"}, status("RUNNING")
+    naps = []
+
+    def nap(seconds):
+        naps.append(seconds)
+        if len(naps) == 3:
+            connect.statuses["c"] = status("RUNNING", "RUNNING")
+
+    settling = Schedule(first=0, base=1, growth=2, cap=30, attempts=20, settle_seconds=2.0, poll_interval=0.1)
+    result = check_connector(connect, "c", attempt=0, schedule=settling, sleep=nap)
+
+    assert result["ready"] is True and result["attempt"] == 1
+    assert naps == [0.1, 0.1, 0.1]
 
 
 def test_check_fails_with_a_redacted_trace_summary_when_a_task_failed():
@@ -186,7 +205,7 @@ def test_check_fails_with_a_redacted_trace_summary_when_a_task_failed():
     connect.configs["c"], connect.statuses["c"] = {"name": "c"}, status("RUNNING", "FAILED", trace=DEBEZIUM_TRACE)
 
     with pytest.raises(ConnectorFailed) as caught:
-        check_connector(connect, "c", attempt=3)
+        check_connector(connect, "c", attempt=3, schedule=SCHEDULE)
 
     message = str(caught.value)
     assert message.startswith("connector c failed: task 0: org.apache.kafka.connect.errors.ConnectException")
@@ -198,9 +217,10 @@ def test_check_gives_up_after_the_last_attempt():
     connect = FakeConnect()
     connect.configs["c"], connect.statuses["c"] = {"name": "c"}, status("RUNNING", "UNASSIGNED")
 
-    assert check_connector(connect, "c", attempt=MAX_READINESS_ATTEMPTS - 2)["ready"] is False
-    with pytest.raises(ConnectorNotReady, match=f"after {MAX_READINESS_ATTEMPTS} checks: connector RUNNING, task 0 UNASSIGNED"):
-        check_connector(connect, "c", attempt=MAX_READINESS_ATTEMPTS - 1)
+    last = SCHEDULE.attempts
+    assert check_connector(connect, "c", attempt=last - 2, schedule=SCHEDULE)["ready"] is False
+    with pytest.raises(ConnectorNotReady, match=f"after {last} checks: connector RUNNING, task 0 UNASSIGNED"):
+        check_connector(connect, "c", attempt=last - 1, schedule=SCHEDULE)
 
 
 def test_delete_waits_until_the_connector_is_gone_and_a_second_delete_is_a_no_op():

@@ -5,27 +5,18 @@ from __future__ import annotations
 import threading
 import time
 
-import boto3
 import pytest
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
-from moto import mock_aws
 
-from lambdas import aws
+from cdcflow.local.tables import ensure_tables
 from lambdas.common import idempotency, step_handler
 from lambdas.errors import DatabaseUnavailable
-from lambdas.local_tables import ensure_tables
+from tests.unit.factories import raw_spec
 
 pytestmark = pytest.mark.unit
 
-SPEC = {
-    "pipeline_id": "orders",
-    "owner": "team-x",
-    "source": {"host": "db", "port": 5432, "database": "shop", "admin_secret": "shop/admin", "tables": ["public.orders"]},
-    "kafka": {"bootstrap_servers": "kafka:9092"},
-    "connect": {"url": "http://connect:8083"},
-    "sink": {"type": "jdbc", "host": "sink", "port": 5432, "database": "dw", "secret": "dw/writer"},
-}
-TABLE = "cdcflow-idempotency"
+SPEC = raw_spec()
+TABLE = "cdcflow-idempotency"  # the table `registry_table` creates beside the registry
 
 
 def task(execution: str = "e1", state: str = "CreateSlot", **fields) -> dict:
@@ -48,19 +39,11 @@ class Context:
 
 
 @pytest.fixture
-def idempotency_table(monkeypatch):
-    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE", "POWERTOOLS_IDEMPOTENCY_DISABLED"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+def idempotency_table(registry_table, monkeypatch):
+    monkeypatch.delenv("POWERTOOLS_IDEMPOTENCY_DISABLED", raising=False)
     monkeypatch.setenv("IDEMPOTENCY_TABLE", TABLE)
-    aws.reset_clients()
     idempotency.reset_persistence_layers()
-    with mock_aws():
-        ensure_tables(boto3.client("dynamodb"), "cdcflow-registry", TABLE)
-        yield boto3.client("dynamodb")
-    aws.reset_clients()
+    yield registry_table
     idempotency.reset_persistence_layers()
 
 

@@ -43,7 +43,7 @@ def test_up_with_a_taken_port_fails_with_one_line_naming_port_and_service(tmp_pa
         squatter.listen()
         port = squatter.getsockname()[1]
         monkeypatch.setenv("CDCFLOW_LOCAL_STATE_DIR", str(tmp_path))
-        for listener in ("POSTGRES", "KAFKA", "KAFKA_CONTROLLER", "CONNECT", "DYNAMODB"):
+        for listener in ("POSTGRES", "KAFKA", "KAFKA_CONTROLLER", "KAFKA_SASL", "CONNECT", "DYNAMODB"):
             monkeypatch.setenv(f"CDCFLOW_LOCAL_{listener}_PORT", str(free_port()))
         monkeypatch.setenv("CDCFLOW_LOCAL_MOTO_PORT", str(port))
 

@@ -8,14 +8,18 @@ from cdcflow.local import connect, dynamodb, java, kafka, moto_server, postgres
 from cdcflow.local.config import Ports, StackConfig
 from cdcflow.local.errors import ToolMissing
 
-CONFIG = StackConfig(state_dir=Path("/srv/state"), ports=Ports(kafka=19092, kafka_controller=19093, connect=18083))
+CONFIG = StackConfig(
+    state_dir=Path("/srv/state"), ports=Ports(kafka=19092, kafka_controller=19093, kafka_sasl=19094, connect=18083)
+)
 
 
 def test_kafka_is_one_kraft_node_on_loopback_with_replication_factor_one():
     properties = kafka.server_properties(CONFIG)
 
     assert properties["process.roles"] == "broker,controller"
-    assert properties["listeners"] == "PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093"
+    assert properties["listeners"] == (
+        "PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093,SASL_SSL://127.0.0.1:19094"
+    )
     assert properties["controller.quorum.voters"] == "1@127.0.0.1:19093"
     assert properties["log.dirs"] == "/srv/state/kafka/data"
     assert properties["group.initial.rebalance.delay.ms"] == "0"
@@ -27,11 +31,38 @@ def test_kafka_is_one_kraft_node_on_loopback_with_replication_factor_one():
         assert properties[key] == "1"
 
 
+def test_kafkas_second_listener_takes_scram_over_tls_with_the_stacks_certificate():
+    properties = kafka.server_properties(CONFIG)
+
+    assert properties["advertised.listeners"].split(",")[1] == "SASL_SSL://127.0.0.1:19094"
+    assert "SASL_SSL:SASL_SSL" in properties["listener.security.protocol.map"].split(",")
+    assert properties["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert properties["listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config"].startswith(
+        "org.apache.kafka.common.security.scram.ScramLoginModule required"
+    )
+    assert properties["listener.name.sasl_ssl.ssl.keystore.type"] == "PEM"
+    assert properties["listener.name.sasl_ssl.ssl.keystore.location"] == "/srv/state/kafka/tls/broker-keystore.pem"
+    # The broker talks to itself in PLAINTEXT: no password in its own properties.
+    assert properties["inter.broker.listener.name"] == "PLAINTEXT"
+    assert not [key for key in properties if "password" in key]
+
+
+def test_connect_resolves_secret_references_through_the_secrets_manager_provider():
+    properties = connect.worker_properties(CONFIG)
+
+    assert properties["config.providers"] == "secretsmanager"
+    assert properties["config.providers.secretsmanager.class"] == "dev.cdcflow.secrets.SecretsManagerConfigProvider"
+    assert properties["config.providers.secretsmanager.param.endpoint"] == f"http://127.0.0.1:{CONFIG.ports.moto}"
+    assert not [key for key in properties if "secret" in key.lower() and "key" in key.lower()]
+
+
 def test_connect_uses_json_with_schemas_and_keeps_plugins_off_the_classpath():
     properties = connect.worker_properties(CONFIG)
     command = connect.command(CONFIG)
 
-    assert properties["bootstrap.servers"] == "127.0.0.1:19092"
+    assert properties["bootstrap.servers"] == "127.0.0.1:19094"  # the SASL_SSL listener
+    assert properties["security.protocol"] == properties["producer.security.protocol"] == "SASL_SSL"
+    assert "${secretsmanager:cdcflow-local/kafka-scram:password}" in properties["consumer.sasl.jaas.config"]
     assert properties["listeners"] == "http://127.0.0.1:18083"
     assert properties["value.converter"] == "org.apache.kafka.connect.json.JsonConverter"
     assert properties["key.converter.schemas.enable"] == properties["value.converter.schemas.enable"] == "true"

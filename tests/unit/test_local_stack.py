@@ -1,5 +1,6 @@
 """`up`, `down`, `status` and `use` over small stand-in services (Python HTTP servers), no JVMs."""
 
+import dataclasses
 import socket
 import sys
 import threading
@@ -81,6 +82,20 @@ def test_down_stops_everything_and_status_says_down(config, services):
 
     assert [s.state for s in stack.status(config)] == ["down", "down"]
     assert not any(process.is_running(record) for record in records)
+
+
+def test_down_keeps_the_local_users_credentials_and_purge_deletes_them(config, services):
+    from cdcflow.local.credentials import ensure_credentials
+
+    users = ensure_credentials(config.credentials_file)
+    stack.up(config)
+
+    stack.down(config)
+    assert ensure_credentials(config.credentials_file) == users
+
+    stack.down(config, purge=True)
+    assert not config.credentials_file.exists()
+    assert not (config.state_dir / "secrets").exists()
 
 
 def test_a_killed_service_shows_as_down_and_up_starts_only_that_one(config, services):
@@ -169,3 +184,24 @@ def test_use_leaves_alone_what_was_already_running(config, services):
         assert local.started == ()
 
     assert pids(config) == running
+
+
+def test_an_optional_service_starts_only_when_asked_for_and_stops_with_the_rest(monkeypatch, config):
+    web = http_service("web", free_port())
+    search = dataclasses.replace(http_service("search", free_port()), optional=True)
+    monkeypatch.setattr(stack, "SERVICES", (web, search))
+    try:
+        assert stack.up(config).started == ("web",)
+        statuses = {s.name: s for s in stack.status(config)}
+        assert statuses["search"].state == "down" and statuses["search"].optional
+
+        assert stack.up(config, extras=("search",)).started == ("search",)
+        # Once running it is waited for like the others, asked for or not.
+        assert stack.up(config).started == ()
+        assert {s.name: s.state for s in stack.status(config)} == {"web": "up", "search": "up"}
+
+        with pytest.raises(ValueError, match="not an optional service: web"):
+            stack.up(config, extras=("web",))
+    finally:
+        stack.down(config)
+    assert {s.name: s.state for s in stack.status(config)} == {"web": "down", "search": "down"}

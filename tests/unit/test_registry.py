@@ -6,16 +6,16 @@ import ast
 import threading
 from pathlib import Path
 
-import boto3
 import pytest
-from moto import mock_aws
 from moto.dynamodb.models import DynamoDBBackend
 
-from lambdas import aws, local_tables, registry
+from cdcflow.local import tables as local_tables
+from lambdas import registry
+from lambdas.common import idempotency
 from lambdas.common.redaction import forget_secrets, remember_secret
 from lambdas.errors import PipelineAlreadyOwned
 from lambdas.registry import PipelineNotRegistered, PipelineStatus
-from lambdas.spec import parse_spec
+from tests.unit.factories import pipeline_spec
 
 pytestmark = pytest.mark.unit
 
@@ -24,75 +24,53 @@ EXECUTION = "arn:aws:states:us-east-1:000000000000:execution:provision:orders-1"
 OTHER_EXECUTION = "arn:aws:states:us-east-1:000000000000:execution:provision:orders-2"
 
 
-def spec(pipeline_id: str = "orders", owner: str = "team-x", tables: tuple[str, ...] = ("public.orders",)):
-    return parse_spec({
-        "pipeline_id": pipeline_id,
-        "owner": owner,
-        "source": {"host": "db", "port": 5432, "database": "shop", "admin_secret": "shop/admin", "tables": list(tables)},
-        "kafka": {"bootstrap_servers": "kafka:9092"},
-        "connect": {"url": "http://connect:8083"},
-        "sink": {"type": "jdbc", "host": "sink", "port": 5432, "database": "dw", "secret": "dw/writer"},
-    })
-
-
 @pytest.fixture
-def dynamodb(monkeypatch):
-    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("REGISTRY_TABLE", REGISTRY)
-    aws.reset_clients()
-    with mock_aws():
-        client = boto3.client("dynamodb")
-        local_tables.ensure_tables(client, REGISTRY, "cdcflow-idempotency")
-        yield client
-    aws.reset_clients()
+def dynamodb(registry_table):
+    return registry_table
 
 
 def test_register_claims_a_free_id(dynamodb):
-    entry = registry.register(spec(), EXECUTION)
+    entry = registry.register(pipeline_spec(), EXECUTION)
     assert (entry.pipeline_id, entry.owner, entry.status, entry.version) == ("orders", "team-x", PipelineStatus.PROVISIONING, 1)
-    assert entry.spec_fingerprint == spec().fingerprint()
+    assert entry.spec_fingerprint == pipeline_spec().fingerprint()
     assert entry.spec["source"]["tables"] == ["public.orders"]
     assert registry.get("orders") == entry
 
 
 def test_register_again_with_the_same_spec_and_execution_changes_nothing(dynamodb):
-    first = registry.register(spec(), EXECUTION)
+    first = registry.register(pipeline_spec(), EXECUTION)
     registry.set_step("orders", "CreateSlot")
-    again = registry.register(spec(), EXECUTION)
+    again = registry.register(pipeline_spec(), EXECUTION)
     assert again.version == 2 and again.current_step == "CreateSlot"
     assert again.created_at == first.created_at
 
 
 def test_register_refuses_another_owner(dynamodb):
-    registry.register(spec(), EXECUTION)
+    registry.register(pipeline_spec(), EXECUTION)
     with pytest.raises(PipelineAlreadyOwned, match="pipeline 'orders' is owned by team-x"):
-        registry.register(spec(owner="team-y"), OTHER_EXECUTION)
+        registry.register(pipeline_spec(owner="team-y"), OTHER_EXECUTION)
 
 
 def test_register_refuses_a_second_execution_while_provisioning(dynamodb):
-    registry.register(spec(), EXECUTION)
+    registry.register(pipeline_spec(), EXECUTION)
     with pytest.raises(PipelineAlreadyOwned, match=f"already being provisioned by execution {EXECUTION}"):
-        registry.register(spec(tables=("public.orders", "public.items")), OTHER_EXECUTION)
+        registry.register(pipeline_spec(tables=("public.orders", "public.items")), OTHER_EXECUTION)
 
 
 def test_register_refuses_an_active_pipeline(dynamodb):
-    registry.register(spec(), EXECUTION)
+    registry.register(pipeline_spec(), EXECUTION)
     registry.mark("orders", PipelineStatus.ACTIVE)
     with pytest.raises(PipelineAlreadyOwned, match="is ACTIVE"):
-        registry.register(spec(), OTHER_EXECUTION)
+        registry.register(pipeline_spec(), OTHER_EXECUTION)
 
 
 @pytest.mark.parametrize("ended", [PipelineStatus.FAILED, PipelineStatus.DELETED])
 def test_the_owner_may_provision_a_failed_or_deleted_pipeline_again(dynamodb, ended):
-    registry.register(spec(), EXECUTION)
+    registry.register(pipeline_spec(), EXECUTION)
     registry.mark("orders", ended, current_step="CreateSlot", error="SlotBlockedByLongTransaction", cause="xid 42")
     registry.store_task_token("orders", "token-1")
 
-    again = registry.register(spec(tables=("public.orders", "public.items")), OTHER_EXECUTION)
+    again = registry.register(pipeline_spec(tables=("public.orders", "public.items")), OTHER_EXECUTION)
     assert again.status is PipelineStatus.PROVISIONING
     assert again.execution_arn == OTHER_EXECUTION
     assert again.spec["source"]["tables"] == ["public.orders", "public.items"]
@@ -101,10 +79,10 @@ def test_the_owner_may_provision_a_failed_or_deleted_pipeline_again(dynamodb, en
 
 
 def test_another_owner_may_not_take_over_a_deleted_pipeline(dynamodb):
-    registry.register(spec(), EXECUTION)
+    registry.register(pipeline_spec(), EXECUTION)
     registry.mark("orders", PipelineStatus.DELETED)
     with pytest.raises(PipelineAlreadyOwned, match="owned by team-x"):
-        registry.register(spec(owner="team-y"), OTHER_EXECUTION)
+        registry.register(pipeline_spec(owner="team-y"), OTHER_EXECUTION)
 
 
 @pytest.fixture
@@ -130,7 +108,7 @@ def atomic_item_writes(monkeypatch):
 @pytest.mark.parametrize("existing", [None, PipelineStatus.DELETED])
 def test_of_two_racing_claims_exactly_one_wins(dynamodb, atomic_item_writes, existing):
     if existing is not None:
-        registry.register(spec(), "arn:aws:states:us-east-1:000000000000:execution:provision:old")
+        registry.register(pipeline_spec(), "arn:aws:states:us-east-1:000000000000:execution:provision:old")
         registry.mark("orders", existing)
     barrier = threading.Barrier(2)
     outcomes: dict[str, object] = {}
@@ -138,7 +116,7 @@ def test_of_two_racing_claims_exactly_one_wins(dynamodb, atomic_item_writes, exi
     def claim(execution_arn: str) -> None:
         barrier.wait()
         try:
-            outcomes[execution_arn] = registry.register(spec(), execution_arn)
+            outcomes[execution_arn] = registry.register(pipeline_spec(), execution_arn)
         except PipelineAlreadyOwned as exc:
             outcomes[execution_arn] = exc
 
@@ -157,7 +135,7 @@ def test_of_two_racing_claims_exactly_one_wins(dynamodb, atomic_item_writes, exi
 def test_mark_records_status_step_and_a_redacted_error(dynamodb):
     forget_secrets()
     remember_secret("hunter2-very-secret")
-    registry.register(spec(), EXECUTION)
+    registry.register(pipeline_spec(), EXECUTION)
     entry = registry.mark(
         "orders", "FAILED", current_step="CreateReplicationUser",
         error="AuthenticationFailed", cause="password hunter2-very-secret rejected" + "x" * 10_000,
@@ -172,9 +150,9 @@ def test_mark_records_status_step_and_a_redacted_error(dynamodb):
 
 
 def test_mark_with_an_expected_execution_refuses_a_stale_one(dynamodb):
-    registry.register(spec(), EXECUTION)
+    registry.register(pipeline_spec(), EXECUTION)
     registry.mark("orders", PipelineStatus.FAILED)
-    registry.register(spec(), OTHER_EXECUTION)
+    registry.register(pipeline_spec(), OTHER_EXECUTION)
     with pytest.raises(PipelineAlreadyOwned, match=f"held by execution {OTHER_EXECUTION}"):
         registry.mark("orders", PipelineStatus.FAILED, expected_execution_arn=EXECUTION)
     entry = registry.mark("orders", PipelineStatus.ACTIVE, expected_execution_arn=OTHER_EXECUTION)
@@ -192,7 +170,7 @@ def test_writes_to_an_unknown_pipeline_say_so(dynamodb):
 
 
 def test_mark_rejects_an_unknown_status(dynamodb):
-    registry.register(spec(), EXECUTION)
+    registry.register(pipeline_spec(), EXECUTION)
     with pytest.raises(ValueError, match="'DONE'"):
         registry.mark("orders", "DONE")
 
@@ -200,7 +178,7 @@ def test_mark_rejects_an_unknown_status(dynamodb):
 def test_listing_by_status_and_owner_in_pages(dynamodb):
     for index in range(5):
         pipeline = f"pipe_{index}"
-        registry.register(spec(pipeline, owner="team-x" if index % 2 == 0 else "team-y"), f"{EXECUTION}-{index}")
+        registry.register(pipeline_spec(pipeline, owner="team-x" if index % 2 == 0 else "team-y"), f"{EXECUTION}-{index}")
         if index < 4:
             registry.mark(pipeline, PipelineStatus.ACTIVE)
 
@@ -238,7 +216,7 @@ def test_listing_rejects_a_foreign_start_key_and_a_bad_limit(dynamodb):
 
 
 def test_task_tokens_are_popped_once(dynamodb):
-    registry.register(spec(), EXECUTION)
+    registry.register(pipeline_spec(), EXECUTION)
     registry.store_task_token("orders", "token-1")
     registry.store_task_token("orders", "token-2")
     assert registry.pop_task_token("orders") == "token-2"
@@ -247,17 +225,17 @@ def test_task_tokens_are_popped_once(dynamodb):
 
 
 def test_delete_is_idempotent(dynamodb):
-    registry.register(spec(), EXECUTION)
+    registry.register(pipeline_spec(), EXECUTION)
     assert registry.delete("orders") is True
     assert registry.delete("orders") is False
     assert registry.get("orders") is None
 
 
 def test_entries_serialize_to_json_objects(dynamodb):
-    entry = registry.register(spec(), EXECUTION)
+    entry = registry.register(pipeline_spec(), EXECUTION)
     document = entry.to_dict()
     assert document["status"] == "PROVISIONING"
-    assert document["spec"] == spec().to_dict()
+    assert document["spec"] == pipeline_spec().to_dict()
 
 
 def test_the_table_name_must_be_configured(dynamodb, monkeypatch):
@@ -290,5 +268,5 @@ def test_local_key_schemas_match_the_cdk_stack():
     assert constants["REGISTRY_PARTITION_KEY"] == registry.PARTITION_KEY
     assert constants["REGISTRY_STATUS_INDEX"] == registry.STATUS_INDEX
     assert constants["REGISTRY_STATUS_ATTRIBUTE"] == registry.STATUS_ATTRIBUTE
-    assert constants["IDEMPOTENCY_PARTITION_KEY"] == local_tables.IDEMPOTENCY_PARTITION_KEY
-    assert constants["IDEMPOTENCY_TTL_ATTRIBUTE"] == local_tables.IDEMPOTENCY_TTL_ATTRIBUTE
+    assert constants["IDEMPOTENCY_PARTITION_KEY"] == idempotency.IDEMPOTENCY_PARTITION_KEY
+    assert constants["IDEMPOTENCY_TTL_ATTRIBUTE"] == idempotency.IDEMPOTENCY_TTL_ATTRIBUTE

@@ -4,11 +4,11 @@ import psycopg
 import pytest
 
 from lambdas.common.redaction import forget_secrets, remember_secret
-from lambdas.errors import AuthenticationFailed, DatabaseUnavailable
+from lambdas.errors import AuthenticationFailed, DatabaseUnavailable, SinkTlsRejected, SourceTlsRejected
 from lambdas.secrets import Credentials
 from lambdas.source import connection
-from lambdas.source.connection import DatabaseNotFound, connect_admin, connect_as
-from lambdas.spec import SourceSpec
+from lambdas.source.connection import DatabaseNotFound, connect_admin, connect_as, connect_sink
+from lambdas.spec import SinkSpec, SourceSpec
 
 PASSWORD = "Unit-Pa55word-never-shown"
 SOURCE = SourceSpec(host="db.internal", port=5432, database="shop", admin_secret="shop/admin", tables=("public.a",))
@@ -108,6 +108,44 @@ def test_the_driver_error_is_not_chained(failing_connect):
     assert raised.value.__context__ is None
 
 
+@pytest.fixture(autouse=True)
+def database_ca(monkeypatch):
+    monkeypatch.delenv("CDCFLOW_DATABASE_SSLMODE", raising=False)
+    monkeypatch.setenv("CDCFLOW_DATABASE_CA_FILE", "/etc/cdcflow/database-ca.pem")
+
+
+TLS_FAILURES = [
+    "SSL error: certificate verify failed",
+    'server certificate for "localhost" (and 1 other name) does not match host name "db.internal"',
+    'root certificate file "/etc/cdcflow/database-ca.pem" does not exist\n'
+    "Either provide the file, use the system's trusted roots with sslrootcert=system, or change sslmode",
+    "server does not support SSL, but SSL was required",
+]
+
+
+@pytest.mark.parametrize("message", TLS_FAILURES)
+def test_a_refused_tls_handshake_is_source_tls_rejected_naming_host_and_ca(failing_connect, message):
+    failing_connect(PREFIX + message)
+
+    with pytest.raises(SourceTlsRejected) as raised:
+        connect_as(SOURCE, Credentials("admin", PASSWORD), secret_id="shop/admin")
+
+    text = str(raised.value)
+    assert "db.internal:5432" in text
+    assert "sslmode=verify-full" in text and "/etc/cdcflow/database-ca.pem" in text
+    assert message.split("\n")[0] in text
+    assert raised.value.__context__ is None
+
+
+def test_a_refused_tls_handshake_with_the_sink_is_sink_tls_rejected(failing_connect, monkeypatch):
+    monkeypatch.setattr(connection, "read_credentials", lambda secret: Credentials("writer", PASSWORD))
+    failing_connect(PREFIX + TLS_FAILURES[0])
+    sink = SinkSpec(type="jdbc", host="warehouse", port=5433, database="dw", secret="dw/writer")
+
+    with pytest.raises(SinkTlsRejected, match="warehouse:5433"):
+        connect_sink(sink)
+
+
 def test_connect_admin_uses_the_login_of_the_specs_admin_secret(monkeypatch):
     read, connected = [], {}
     monkeypatch.setattr(connection, "read_credentials", lambda secret: read.append(secret) or Credentials("admin", PASSWORD))
@@ -125,4 +163,6 @@ def test_connect_admin_uses_the_login_of_the_specs_admin_secret(monkeypatch):
         "connect_timeout": connection.CONNECT_TIMEOUT_SECONDS,
         "application_name": "cdcflow",
         "autocommit": True,
+        "sslmode": "verify-full",
+        "sslrootcert": "/etc/cdcflow/database-ca.pem",
     }

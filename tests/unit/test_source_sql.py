@@ -9,17 +9,12 @@ from lambdas.source.heartbeat import heartbeat_action_query
 from lambdas.source.logical_replication import LogicalReplicationDisabled, check_wal_level
 from lambdas.source.publication import expected_tables
 from lambdas.source.tables import schemas_of, split_table
-from lambdas.spec import parse_spec
+from tests.unit.factories import pipeline_spec
 
-SPEC = parse_spec({
-    "pipeline_id": "orders",
-    "owner": "team-x",
-    "source": {"host": "db", "port": 5432, "database": "shop", "admin_secret": "shop/admin",
-               "tables": ["public.orders", "sales.lines", "public.customers"]},
-    "kafka": {"bootstrap_servers": "kafka:9092"},
-    "connect": {"url": "http://connect:8083"},
-    "sink": {"type": "jdbc", "host": "dw", "port": 5432, "database": "dw", "secret": "dw/writer", "schema": "raw"},
-})
+SPEC = pipeline_spec(
+    tables=("public.orders", "sales.lines", "public.customers"),
+    sink={"type": "jdbc", "host": "dw", "port": 5432, "database": "dw", "secret": "dw/writer", "schema": "raw"},
+)
 
 
 class _Settings:
@@ -41,8 +36,9 @@ def test_heartbeat_action_query_upserts_the_heartbeat_row_of_the_pipelines_table
     )
 
 
-def test_the_publication_holds_the_captured_tables_and_the_heartbeat_table():
-    assert expected_tables(SPEC) == ["cdcflow.heartbeat_orders", "public.customers", "public.orders", "sales.lines"]
+def test_the_publication_holds_the_captured_tables_and_the_heartbeat_and_signal_tables():
+    assert expected_tables(SPEC) == ["cdcflow.heartbeat_orders", "cdcflow.signal_orders", "public.customers",
+                                     "public.orders", "sales.lines"]
 
 
 def test_tables_split_into_schema_and_name():

@@ -1,8 +1,10 @@
 """A pipeline's footprint: everything it owns, found by asking each system.
 
-Tests and operators use it to prove that a rollback or a teardown left
-nothing behind without trusting any step's return value: every entry comes
-from a query against PostgreSQL, Kafka, Kafka Connect or Secrets Manager.
+A test oracle: the e2e tests and bench/concurrency use it to prove that a
+rollback or a teardown left nothing behind without trusting any step's return
+value: every entry comes from a query against PostgreSQL, Kafka, Kafka Connect,
+Secrets Manager or CloudWatch (the pipeline's alarms). Import it as `tests.footprint` (the repository's root is
+on pytest's path).
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from botocore.exceptions import ClientError
 from psycopg import sql
 
 from lambdas import aws
+from lambdas.alarms import ALARM_NAME_PREFIX
 from lambdas.connect.client import ConnectClient
 from lambdas.kafka_topics import kafka_admin
+from lambdas.opensearch import existing_indices, pipeline_indices
 from lambdas.source.canary import sink_table_name
 from lambdas.source.connection import connect_admin, connect_sink
 from lambdas.spec import PipelineSpec
@@ -33,6 +37,8 @@ class Footprint:
     consumer_groups: tuple[str, ...]
     connectors: tuple[str, ...]
     sink_tables: tuple[str, ...]
+    sink_indices: tuple[str, ...] = ()
+    alarms: tuple[str, ...] = ()
 
     def is_empty(self) -> bool:
         return not any(getattr(self, field.name) for field in fields(self))
@@ -81,13 +87,15 @@ def _secrets(spec: PipelineSpec) -> tuple[str, ...]:
 
 def _kafka_objects(spec: PipelineSpec) -> dict[str, tuple[str, ...]]:
     names = spec.names
-    # Every topic Debezium could have made for this pipeline starts with its prefix.
+    # Debezium's topics for this pipeline start with its prefix; its heartbeat and notification topics are
+    # named apart.
     prefix = names.debezium_topic_prefix + "."
     with kafka_admin(spec.kafka.bootstrap_servers) as admin:
         topics = admin.list_topics()
         groups = [group["group_id"] for group in admin.list_groups()]
     return {
-        "topics": tuple(sorted(t for t in topics if t.startswith(prefix) or t == names.heartbeat_topic)),
+        "topics": tuple(sorted(t for t in topics
+                               if t.startswith(prefix) or t in (names.heartbeat_topic, names.notification_topic))),
         "consumer_groups": tuple(sorted(g for g in groups if g == f"connect-{names.sink_connector}")),
     }
 
@@ -111,6 +119,20 @@ def _sink_tables(spec: PipelineSpec) -> tuple[str, ...]:
     return (table,) if exists else ()
 
 
+def _sink_indices(spec: PipelineSpec) -> tuple[str, ...]:
+    """An OpenSearch sink's indices: created with the pipeline, so they go with it."""
+    if spec.sink.type != "opensearch":
+        return ()
+    return tuple(sorted(existing_indices(spec.sink.url, pipeline_indices(spec))))
+
+
+def _alarms(spec: PipelineSpec) -> tuple[str, ...]:
+    """The pipeline's CloudWatch alarms (`cdcflow-pipeline-<id>-*`)."""
+    prefix = f"{ALARM_NAME_PREFIX}{spec.pipeline_id}-"
+    found = aws.client("cloudwatch").describe_alarms(AlarmNamePrefix=prefix)["MetricAlarms"]
+    return tuple(sorted(alarm["AlarmName"] for alarm in found))
+
+
 def footprint(spec: PipelineSpec) -> Footprint:
     """What exists right now for `spec`'s pipeline in every system it touches. Read-only."""
     return Footprint(
@@ -119,4 +141,6 @@ def footprint(spec: PipelineSpec) -> Footprint:
         **_kafka_objects(spec),
         connectors=_connectors(spec),
         sink_tables=_sink_tables(spec),
+        sink_indices=_sink_indices(spec),
+        alarms=_alarms(spec),
     )

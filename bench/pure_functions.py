@@ -1,0 +1,3 @@
+"""No Lambda functions: what `python -m localsfn --functions pure_functions:FUNCTIONS` serves for benchmarks of pure states."""
+
+FUNCTIONS: dict = {}
