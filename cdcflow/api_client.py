@@ -165,6 +165,14 @@ class PipelinesApi:
     def resume(self, pipeline_id: str) -> dict[str, Any]:
         return self._request("POST", f"/pipelines/{quote(pipeline_id, safe='')}/resume")
 
+    def resync(self, pipeline_id: str, tables: list[str] | None = None,
+               where: dict[str, str] | None = None) -> dict[str, Any]:
+        """POST `/pipelines/{id}/resync`: starts ResyncPipeline (all captured tables when `tables` is None)."""
+        body: dict[str, Any] = {"where": where or {}}
+        if tables:
+            body["tables"] = tables
+        return self._request("POST", f"/pipelines/{quote(pipeline_id, safe='')}/resync", body=body)
+
     def update(self, pipeline_id: str, spec: Any, *, patch: bool = False, keep_topics: bool = False) -> dict[str, Any]:
         """PATCH (part of a team's spec, merged) or PUT (the whole) `/pipelines/{id}`: starts UpdatePipeline."""
         return self._request("PATCH" if patch else "PUT", f"/pipelines/{quote(pipeline_id, safe='')}",

@@ -1,4 +1,4 @@
-"""The operator's commands: provision, status, watch, history, teardown, pause, resume, update, approve, reject,
+"""The operator's commands: provision, status, watch, history, teardown, pause, resume, update, resync, approve, reject,
 reconcile.
 
 Each command talks to the pipelines API (`--api-url`) and follows executions
@@ -464,6 +464,48 @@ def update(
         _started(response, "updating")
         code = EXIT_OK if no_follow else _follow(connection, target, response["execution_arn"])
     raise typer.Exit(code)
+
+
+@commands.command(epilog=CONNECTION_HELP)
+def resync(
+    ctx: typer.Context,
+    pipeline_id: PipelineIdArgument,
+    tables: Annotated[list[str] | None, typer.Option("--table", help="A table to deliver again, schema.table "
+                                                                     "(repeat; default: every captured table)")] = None,
+    conditions: Annotated[list[str] | None, typer.Option("--where", help="A WHERE condition for the --table at the "
+                                                                         "same position (repeat; '' for none)")] = None,
+    no_follow: NoFollowOption = False,
+) -> None:
+    """Deliver an ACTIVE pipeline's tables again, or only the rows a condition matches, through an incremental
+    snapshot; PostgreSQL checks each condition before anything starts. Re-delivered rows are upserts at the sink."""
+    with _exit_codes():
+        connection = _connect(ctx)
+        where = resync_conditions(tables or [], conditions or [])
+    with _exit_codes(connection):
+        response = connection.api.resync(pipeline_id, tables or None, where)
+        for table, seen in (response.get("tables") or {}).items():
+            condition = f" where {where[table]}" if table in where else ""
+            out.print(escape(f"{table}{condition}: {seen.get('matched')} rows match now"))
+        _started(response, "resyncing")
+        code = EXIT_OK if no_follow else _follow(connection, pipeline_id, response["execution_arn"])
+        if code == EXIT_OK and not no_follow:
+            report = _execution_output(connection, response["execution_arn"]).get("MarkResynced") or {}
+            for table, counts in (report.get("tables") or {}).items():
+                out.print(escape(f"{table}: {counts['delivered']} rows delivered again ({counts['matched']} match)"))
+    raise typer.Exit(code)
+
+
+def resync_conditions(tables: list[str], conditions: list[str]) -> dict[str, str]:
+    """`--where` values paired with the `--table` at the same position; '' means none for that table."""
+    if len(conditions) > len(tables):
+        raise BadInput(f"{len(conditions)} --where for {len(tables)} --table: each --where belongs to the --table "
+                       "at the same position")
+    return {table: condition for table, condition in zip(tables, conditions, strict=False) if condition.strip()}
+
+
+def _execution_output(connection: Connection, execution_arn: str) -> dict[str, Any]:
+    output = connection.stepfunctions().describe_execution(executionArn=execution_arn).get("output")
+    return json.loads(output) if output else {}
 
 
 def _answer(pipeline_id: str, approved: bool, comment: str | None, connection: Connection) -> None:

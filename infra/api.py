@@ -9,6 +9,7 @@ callers sign with SigV4 and need `execute-api:Invoke` on the route), as in
 | GET, POST | /pipelines |
 | GET, PATCH, PUT, DELETE | /pipelines/{id} |
 | POST | /pipelines/{id}/approval |
+| POST | /pipelines/{id}/resync |
 | POST | /pipelines/{id}/pause |
 | POST | /pipelines/{id}/resume |
 | GET, POST | /connections |
@@ -88,6 +89,7 @@ class PipelinesApi(Construct):
         approval = pipeline.add_resource("approval")
         pause = pipeline.add_resource("pause")
         resume = pipeline.add_resource("resume")
+        resync = pipeline.add_resource("resync")
         self.methods = [
             pipelines.add_method("GET", integration),
             pipelines.add_method("POST", integration),
@@ -104,6 +106,8 @@ class PipelinesApi(Construct):
             pause.add_method("POST", integration, request_validator=check_parameters,
                              request_parameters=id_parameter),
             resume.add_method("POST", integration, request_validator=check_parameters,
+                              request_parameters=id_parameter),
+            resync.add_method("POST", integration, request_validator=check_parameters,
                               request_parameters=id_parameter),
         ]
         connections = self.rest_api.root.add_resource("connections")

@@ -38,13 +38,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+import jsii
+from aws_cdk import ArnFormat, AspectPriority, Aspects, Duration, IAspect, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from cdk_nag import NagPackSuppression, NagSuppressions, RegexAppliesTo
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from infra.config import Settings
 from infra.network import SourceNetwork
@@ -465,11 +466,27 @@ class CatalogueFunctions(Construct):
                 applies_to=[f"Resource::<{logical_id}.Arn>/index/*"],
             ))
         NagSuppressions.add_resource_suppressions(role, suppressions, apply_to_children=True)
+        # A role whose statements outgrow an inline policy gets OverflowPolicy managed policies while the app
+        # synthesizes, after the lines above ran: they hold the same statements and need the same reasons.
+        Aspects.of(role).add(_SuppressInOverflowPolicies(), priority=AspectPriority.MUTATING)
         NagSuppressions.add_resource_suppressions(lambda_function, [NagPackSuppression(
             id="AwsSolutions-L1",
             reason="The runtime is pinned deliberately, one step from the project's development Python (3.11), "
                    "and the dependency layer's wheels are built for it; moving up is a tested change",
         )])
+
+
+@jsii.implements(IAspect)
+class _SuppressInOverflowPolicies:
+    """Give the managed policies CDK splits off a large role's policy the suppressions of that role."""
+
+    def visit(self, node: IConstruct) -> None:
+        if not (isinstance(node, iam.CfnManagedPolicy) and "/OverflowPolicy" in node.node.path):
+            return
+        role = node.node.scope.node.scope  # CfnManagedPolicy <- ManagedPolicy <- Role
+        reasons = role.node.default_child.get_metadata("cdk_nag") if isinstance(role, iam.Role) else None
+        if reasons:
+            node.add_metadata("cdk_nag", reasons)
 
 
 def _msk_resources(cluster_arn: str, kind: str) -> str:

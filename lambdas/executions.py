@@ -15,7 +15,8 @@ records the execution on the entry before it starts it
 (`registry.claim_lifecycle`), and a retried request finds it there.
 
 The state machines' ARNs come from the environment (`PROVISION_STATE_MACHINE_ARN`,
-`TEARDOWN_STATE_MACHINE_ARN`, `PAUSE_STATE_MACHINE_ARN`, `RESUME_STATE_MACHINE_ARN`, `UPDATE_STATE_MACHINE_ARN`); the Step Functions client follows boto3's
+`TEARDOWN_STATE_MACHINE_ARN`, `PAUSE_STATE_MACHINE_ARN`, `RESUME_STATE_MACHINE_ARN`, `UPDATE_STATE_MACHINE_ARN`,
+`RESYNC_STATE_MACHINE_ARN`); the Step Functions client follows boto3's
 endpoint resolution, so `AWS_ENDPOINT_URL_SFN` points it at the local engine.
 """
 
@@ -35,9 +36,10 @@ TEARDOWN_STATE_MACHINE_ARN = "TEARDOWN_STATE_MACHINE_ARN"
 PAUSE_STATE_MACHINE_ARN = "PAUSE_STATE_MACHINE_ARN"
 RESUME_STATE_MACHINE_ARN = "RESUME_STATE_MACHINE_ARN"
 UPDATE_STATE_MACHINE_ARN = "UPDATE_STATE_MACHINE_ARN"
+RESYNC_STATE_MACHINE_ARN = "RESYNC_STATE_MACHINE_ARN"
 # Each lifecycle action and the variable naming its state machine.
 LIFECYCLE_STATE_MACHINE_ARNS = {"pause": PAUSE_STATE_MACHINE_ARN, "resume": RESUME_STATE_MACHINE_ARN,
-                                "update": UPDATE_STATE_MACHINE_ARN}
+                                "update": UPDATE_STATE_MACHINE_ARN, "resync": RESYNC_STATE_MACHINE_ARN}
 
 
 class ExecutionInputDiffers(Exception):

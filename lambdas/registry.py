@@ -61,6 +61,7 @@ LIFECYCLE_TRANSITIONS = {
     "pause": (PipelineStatus.ACTIVE, PipelineStatus.PAUSED),
     "resume": (PipelineStatus.PAUSED, PipelineStatus.ACTIVE),
     "update": (PipelineStatus.ACTIVE, PipelineStatus.ACTIVE),  # UpdatePipeline: a new spec, or the old one kept
+    "resync": (PipelineStatus.ACTIVE, PipelineStatus.ACTIVE),  # ResyncPipeline: rows delivered again
 }
 # The statuses a lifecycle execution may find when it records its outcome (reconciliation may degrade an ACTIVE one).
 LIFECYCLE_HOLDABLE = frozenset({PipelineStatus.ACTIVE, PipelineStatus.PAUSED, PipelineStatus.DEGRADED})

@@ -40,8 +40,10 @@ API = Function(
     handler="lambdas.api.handler",
     description="The pipelines REST API behind API Gateway",
     timeout_seconds=29,
+    # SECRETS_READ and VPC_NETWORK: a resync's WHERE conditions are checked by the source's PostgreSQL
+    # before the workflow starts, so a bad one is a 422 and not a failed execution.
     permissions=frozenset({REGISTRY_READ, REGISTRY_WRITE, STATES_START, STATES_STOP, STATES_READ, STATES_TASK_TOKEN,
-                           METRICS, PRINCIPALS_READ, CONNECTIONS_WRITE, ALARMS_READ}),
+                           METRICS, PRINCIPALS_READ, CONNECTIONS_WRITE, ALARMS_READ, SECRETS_READ, VPC_NETWORK}),
 )
 RECONCILE = Function(
     key="Reconcile",

@@ -41,6 +41,7 @@ WORKFLOW_ARN_VARIABLES = {
     "PausePipeline": "PAUSE_STATE_MACHINE_ARN",
     "ResumePipeline": "RESUME_STATE_MACHINE_ARN",
     "UpdatePipeline": "UPDATE_STATE_MACHINE_ARN",
+    "ResyncPipeline": "RESYNC_STATE_MACHINE_ARN",
 }
 WORKFLOWS = tuple(WORKFLOW_ARN_VARIABLES)
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -6,6 +6,7 @@
 | `POST /pipelines/{id}/resume` | ResumePipeline | PAUSED |
 | `PATCH /pipelines/{id}` (part of a team's spec, merged over the pipeline's) | UpdatePipeline | ACTIVE |
 | `PUT /pipelines/{id}` (a team's whole spec) | UpdatePipeline | ACTIVE |
+| `POST /pipelines/{id}/resync` (tables, a WHERE condition per table) | ResyncPipeline | ACTIVE |
 
 An update's body is resolved like `POST /pipelines`'s (`lambdas.pipeline_request`),
 after checking that it changes nothing a running pipeline cannot change
@@ -13,6 +14,12 @@ after checking that it changes nothing a running pipeline cannot change
 nothing answers 200 and starts nothing. `?keep_topics=true` keeps the
 removed tables' topics. The 202 names what the update will do (`changes`),
 including the sink tables of removed tables, which stay.
+
+A resync's conditions are checked before anything starts (`lambdas.resync`):
+by shape, then by PostgreSQL itself, read-only, at the pipeline's source; a
+condition either refuses is a 422 naming the table and the reason, and the
+202 names the rows each table's condition matches now. A source that cannot
+be reached for the check answers 503.
 
 One lifecycle execution holds a pipeline at a time. The route records the
 execution on the registry entry (a conditional write on the entry's
@@ -36,17 +43,20 @@ from lambdas import registry
 from lambdas.api import authz, request
 from lambdas.api.answers import ApiError, accepted, metrics
 from lambdas.common import logger
+from lambdas.errors import StepError
 from lambdas.executions import (
     LIFECYCLE_STATE_MACHINE_ARNS, ExecutionInputDiffers, execution_arn, execution_name_in, has_ended,
     lifecycle_execution_name, start_execution_once, state_machine_arn_from,
 )
 from lambdas.pipeline_request import request_view
+from lambdas.resync import ResyncRefused, check_conditions, parse_request
+from lambdas.source.connection import connect_admin
 from lambdas.spec import parse_spec, spec_document
 from lambdas.spec_update import diff, merge_patch, refusals
 
 router = APIGatewayRouter()
 # How a refusal names what the action would have done.
-DONE = {"pause": "paused", "resume": "resumed", "update": "updated"}
+DONE = {"pause": "paused", "resume": "resumed", "update": "updated", "resync": "resynced"}
 
 
 @router.post("/pipelines/<pipeline_id>/pause")
@@ -71,6 +81,48 @@ def patch_pipeline(pipeline_id: str) -> Response:
 def put_pipeline(pipeline_id: str) -> Response:
     """Start UpdatePipeline with a team's whole new spec (202; 200 when nothing changes)."""
     return _update(pipeline_id, merge=False)
+
+
+@router.post("/pipelines/<pipeline_id>/resync")
+def resync_pipeline(pipeline_id: str) -> Response:
+    """Start ResyncPipeline once PostgreSQL has checked each table's condition (202); 422 naming a bad one."""
+    asker = request.caller(router.current_event)
+    body = request.json_body(router.current_event) if router.current_event.body else {}
+    if not isinstance(body, dict):
+        raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, 'the body must be a JSON object: {"tables": [...], '
+                       '"where": {"schema.table": "condition"}}', field="(body)")
+    entry = request.registered_entry(pipeline_id)
+    authz.check_change(asker, entry, "resync")
+    _require_status(entry, "resync")
+    spec = parse_spec(spec_document(entry.spec))
+    try:
+        wanted = parse_request(spec, body)
+        with connect_admin(spec.source) as conn:
+            matched = check_conditions(conn, wanted)
+    except ResyncRefused as refused:
+        raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, str(refused), field=refused.field) from None
+    except StepError as error:  # the source could not be reached or logged in to: nothing was checked
+        raise ApiError(HTTPStatus.SERVICE_UNAVAILABLE, f"the conditions could not be checked at the source: {error}",
+                       field="id") from None
+
+    def resync_input(held: registry.RegistryEntry) -> dict[str, Any]:
+        return {"spec": spec_document(held.spec), "tables": list(wanted.tables),
+                "conditions": dict(wanted.conditions), "requested_by": asker.arn}
+
+    return _lifecycle(pipeline_id, "resync", resync_input, asker=asker, entry=entry,
+                      answer={"tables": {table: {"matched": count} for table, count in matched.items()}})
+
+
+def _require_status(entry: registry.RegistryEntry, action: str) -> None:
+    required = registry.LIFECYCLE_TRANSITIONS[action][0]
+    if entry.status is not required:
+        raise ApiError(HTTPStatus.CONFLICT,
+                       f"pipeline {entry.pipeline_id!r} is {entry.status.value}; only {_article(required.value)} "
+                       f"{required.value} pipeline can be {DONE[action]}", field="id", status=entry.status.value)
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "AEIOU" else "a"
 
 
 def _update(pipeline_id: str, merge: bool) -> Response:
@@ -122,7 +174,6 @@ def _lifecycle(
         authz.check_change(asker, entry, action)
     machines = _Machines()
     build_input = build_input or (lambda held: {"spec": spec_document(held.spec)})
-    required = registry.LIFECYCLE_TRANSITIONS[action][0]
     for _ in range(3):
         execution_input = build_input(entry)
         held = entry.lifecycle_execution_arn
@@ -135,10 +186,7 @@ def _lifecycle(
                            f"pipeline {pipeline_id!r} is held by its {entry.lifecycle_action} execution {held}; "
                            f"{action} it once that has finished", field="id", execution_arn=held,
                            status=entry.status.value)
-        if entry.status is not required:
-            raise ApiError(HTTPStatus.CONFLICT,
-                           f"pipeline {pipeline_id!r} is {entry.status.value}; only a {required.value} pipeline can "
-                           f"be {DONE[action]}", field="id", status=entry.status.value)
+        _require_status(entry, action)
         name = lifecycle_execution_name(entry, action)
         try:
             registry.claim_lifecycle(entry, action, execution_arn(machines[action], name))

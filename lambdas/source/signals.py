@@ -16,8 +16,9 @@ with a `status` and `total_rows_scanned`, and `COMPLETED` at the end.
 
 Resync reuses `send_execute_snapshot` with a condition per table (Debezium's
 `additional-conditions`); a condition goes into the signal as data and is
-applied by Debezium as a WHERE clause, so the caller must have had it parsed
-by PostgreSQL (a read-only check) before sending it.
+applied by Debezium as a WHERE clause, so the caller must have had it checked
+(`lambdas.resync`) before sending it. `send_stop_snapshot` ends a snapshot
+early (a resync's compensation).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from lambdas.source.tables import table_identifier
 from lambdas.spec import PipelineSpec
 
 EXECUTE_SNAPSHOT = "execute-snapshot"
+STOP_SNAPSHOT = "stop-snapshot"
 INCREMENTAL_SNAPSHOT = "Incremental Snapshot"  # the notifications' aggregate_type
 # Statuses of TABLE_SCAN_COMPLETED that mean the table's rows were all read (EMPTY: it had none).
 SCAN_SUCCEEDED = frozenset({"SUCCEEDED", "EMPTY"})
@@ -156,14 +158,27 @@ def send_execute_snapshot(
         raise SnapshotTablesNotCaptured(
             f"pipeline {spec.pipeline_id!r} does not capture {', '.join(foreign)}; add the tables to its spec first"
         )
-    data = snapshot_signal_data(tables, conditions)
+    sent = _insert_signal(conn, spec, signal_id, EXECUTE_SNAPSHOT, snapshot_signal_data(tables, conditions))
+    return {"signal_id": signal_id, "tables": tables, "conditions": dict(conditions or {}), "sent": sent}
+
+
+def _insert_signal(conn: psycopg.Connection, spec: PipelineSpec, signal_id: str, kind: str,
+                   data: dict[str, Any]) -> bool:
+    """Insert one signal row; False when a row of that id is there already (a retry)."""
     with conn.transaction():
-        inserted = conn.execute(
+        return conn.execute(
             sql.SQL("INSERT INTO {} (id, type, data) VALUES (%s, %s, %s) ON CONFLICT (id) DO NOTHING").format(
                 table_identifier(spec.names.signal_qualified)),
-            [signal_id, EXECUTE_SNAPSHOT, json.dumps(data, separators=(",", ":"))],
-        ).rowcount
-    return {"signal_id": signal_id, "tables": tables, "conditions": dict(conditions or {}), "sent": inserted == 1}
+            [signal_id, kind, json.dumps(data, separators=(",", ":"))],
+        ).rowcount == 1
+
+
+def send_stop_snapshot(conn: psycopg.Connection, spec: PipelineSpec, signal_id: str, tables: Iterable[str]) -> dict[str, Any]:
+    """Insert a `stop-snapshot` signal: Debezium drops `tables` from the incremental snapshot it runs (rows already
+    sent stay sent). Idempotent per `signal_id`."""
+    data = {"type": "incremental", "data-collections": list(dict.fromkeys(tables))}
+    return {"signal_id": signal_id, "tables": data["data-collections"],
+            "sent": _insert_signal(conn, spec, signal_id, STOP_SNAPSHOT, data)}
 
 
 @dataclass

@@ -38,6 +38,7 @@ from lambdas.kafka_security import kafka_security
 from lambdas.kafka_topics import ADMIN_TIMEOUT_MS, ensure_topics, kafka_admin, pipeline_topics
 from lambdas.opensearch import document_count, ensure_indices, pipeline_indices
 from lambdas.registry import PipelineStatus
+from lambdas.resync import ResyncRequest, check_conditions
 from lambdas.source.connection import connect_admin, connect_sink, server_address
 from lambdas.source.heartbeat import heartbeat_action_query
 from lambdas.source.publication import ensure_publication
@@ -269,16 +270,18 @@ def check_snapshot_handler(spec: PipelineSpec, event: dict[str, Any]) -> dict[st
             f"connector {spec.names.source_connector}'s log"
         )
 
-    # Once every table was read, the source's rows at that moment are what the sink must reach (RowsCounted).
-    counts = source_counts(spec, tables) if progress.done else {}
+    # Once every table was read, the source's rows at that moment are what the sink must reach (RowsCounted);
+    # for a resync, the rows its conditions match.
+    counts = source_counts(spec, tables, event.get("conditions")) if progress.done else {}
     return next_round(progress.done, attempt, schedule, gave_up, rows_scanned=progress.rows_scanned,
-                      scanned=sorted(progress.scanned), source_counts=counts)
+                      scanned=progress.scanned, source_counts=counts)
 
 
-def source_counts(spec: PipelineSpec, tables: list[str]) -> dict[str, int]:
+def source_counts(spec: PipelineSpec, tables: list[str], conditions: dict[str, str] | None = None) -> dict[str, int]:
+    """Rows at the source for each table, or those its condition matches (checked as `lambdas.resync` does)."""
+    request = ResyncRequest(tuple(tables), dict(conditions or {}))
     with connect_admin(spec.source) as conn:
-        return {table: conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table_identifier(table))).fetchone()[0]
-                for table in tables}
+        return check_conditions(conn, request)
 
 
 def sink_counts(spec: PipelineSpec, tables: list[str]) -> dict[str, int]:

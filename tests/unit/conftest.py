@@ -91,7 +91,8 @@ def lifecycle_sfn(tenancy: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
                            (api.TEARDOWN_STATE_MACHINE_ARN, "TeardownPipeline"),
                            (api.PAUSE_STATE_MACHINE_ARN, "PausePipeline"),
                            (api.RESUME_STATE_MACHINE_ARN, "ResumePipeline"),
-                           (api.UPDATE_STATE_MACHINE_ARN, "UpdatePipeline")):
+                           (api.UPDATE_STATE_MACHINE_ARN, "UpdatePipeline"),
+                           (api.RESYNC_STATE_MACHINE_ARN, "ResyncPipeline")):
         monkeypatch.setenv(variable, create_state_machine(client, name))
     return client
 

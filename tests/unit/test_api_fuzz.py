@@ -48,7 +48,8 @@ def api_base_url():
                                (api.TEARDOWN_STATE_MACHINE_ARN, "TeardownPipeline"),
                                (api.PAUSE_STATE_MACHINE_ARN, "PausePipeline"),
                                (api.RESUME_STATE_MACHINE_ARN, "ResumePipeline"),
-                               (api.UPDATE_STATE_MACHINE_ARN, "UpdatePipeline")):
+                               (api.UPDATE_STATE_MACHINE_ARN, "UpdatePipeline"),
+                               (api.RESYNC_STATE_MACHINE_ARN, "ResyncPipeline")):
             arn = sfn.create_state_machine(name=name, definition=definition,
                                            roleArn="arn:aws:iam::123456789012:role/workflows")["stateMachineArn"]
             patch.setenv(variable, arn)

@@ -39,7 +39,7 @@ def test_the_resolver_and_the_document_have_the_same_routes(document):
                          for path, item in document["paths"].items() for method in item if method in HTTP_METHODS}
 
     assert resolver_routes == documented_routes
-    assert len(resolver_routes) == 13
+    assert len(resolver_routes) == 14
 
 
 def test_the_local_server_knows_the_documented_resources_and_methods(document):

@@ -136,7 +136,7 @@ def test_only_an_active_pipeline_is_updated(sfn):
 
     status, body = call("PATCH", "/pipelines/orders", ADD_ITEMS)
 
-    assert status == 409 and "only a ACTIVE pipeline can be updated" in body["message"], body
+    assert status == 409 and "only an ACTIVE pipeline can be updated" in body["message"], body
 
 
 @pytest.mark.parametrize("caller", ["analytics-requester", "payments-approver"])

@@ -74,7 +74,8 @@ def local_api(moto_endpoint, monkeypatch, credentials_file):
                            (api.TEARDOWN_STATE_MACHINE_ARN, "TeardownPipeline"),
                            (api.PAUSE_STATE_MACHINE_ARN, "PausePipeline"),
                            (api.RESUME_STATE_MACHINE_ARN, "ResumePipeline"),
-                           (api.UPDATE_STATE_MACHINE_ARN, "UpdatePipeline")):
+                           (api.UPDATE_STATE_MACHINE_ARN, "UpdatePipeline"),
+                           (api.RESYNC_STATE_MACHINE_ARN, "ResyncPipeline")):
         monkeypatch.setenv(variable, create_state_machine(sfn, name))
     server = serve_api(0, credentials=CredentialStore.from_file(credentials_file))
     yield api_url(server)

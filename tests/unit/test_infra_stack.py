@@ -497,6 +497,7 @@ def test_api_routes_are_iam_authorized_proxies_to_the_api_function(template):
         ("GET", "/pipelines"), ("POST", "/pipelines"), ("GET", "/pipelines/{id}"), ("DELETE", "/pipelines/{id}"),
         ("PATCH", "/pipelines/{id}"), ("PUT", "/pipelines/{id}"),
         ("POST", "/pipelines/{id}/approval"), ("POST", "/pipelines/{id}/pause"), ("POST", "/pipelines/{id}/resume"),
+        ("POST", "/pipelines/{id}/resync"),
         ("GET", "/connections"), ("POST", "/connections"),
         ("GET", "/connections/{name}"), ("DELETE", "/connections/{name}"),
     }

@@ -142,8 +142,10 @@ def test_render_check_exits_non_zero_naming_the_stale_file(tmp_path):
 def test_the_rendered_workflows_behave_as_the_definitions_before_the_tables():
     """Same states, transitions, retries, timeouts and paths as the hand-written files they replaced."""
     before = json.loads((Path(__file__).parent / "data" / "asl_before_step_table.json").read_text())
-    for workflow in WORKFLOWS:
-        assert normal_form(render.definition(workflow)) == before[workflow.file_stem], workflow.name
+    tabled = {workflow.file_stem: workflow for workflow in WORKFLOWS}
+    assert set(before) <= set(tabled)  # workflows declared since (ResyncPipeline) had no hand-written file
+    for stem, definition in before.items():
+        assert normal_form(render.definition(tabled[stem])) == definition, stem
 
 
 def test_each_retry_policy_is_written_once():

@@ -237,15 +237,25 @@
   const resync = document.getElementById("confirm-resync");
   document.getElementById("resync").addEventListener("click", () => {
     const tables = ((current && current.spec && current.spec.source) || {}).tables || [];
-    document.getElementById("resync-tables").replaceChildren(...tables.map((table) => Console.el("label",
-      { class: "block" }, Console.el("input", { type: "checkbox", name: "table", value: table, checked: true }),
-      " ", Console.el("span", { class: "mono" }, table))));
+    // Each table: whether to resync it, and optionally a WHERE condition that limits it to the matching rows.
+    document.getElementById("resync-tables").replaceChildren(...tables.map((table) => Console.el("div",
+      { class: "resync-table" },
+      Console.el("label", { class: "block" },
+        Console.el("input", { type: "checkbox", name: "table", value: table, checked: true }),
+        " ", Console.el("span", { class: "mono" }, table)),
+      Console.el("input", { type: "text", name: "where", "data-table": table, class: "mono",
+        placeholder: "WHERE … (optional, e.g. created_at > now() - interval '1 day')",
+        "aria-label": "condition for " + table }))));
     resync.showModal();
   });
   resync.addEventListener("close", async () => {
     if (resync.returnValue !== "confirm") return;
     const tables = [...resync.querySelectorAll("[name=table]:checked")].map((box) => box.value);
-    started(await Console.api("POST", path + "/resync", { tables }), "Resync", "resync-execution");
+    const where = {};
+    for (const input of resync.querySelectorAll("[name=where]")) {
+      if (tables.includes(input.dataset.table) && input.value.trim()) where[input.dataset.table] = input.value.trim();
+    }
+    started(await Console.api("POST", path + "/resync", { tables, where }), "Resync", "resync-execution");
   });
 
   let poller;
