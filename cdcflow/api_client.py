@@ -166,10 +166,11 @@ class PipelinesApi:
         return self._request("POST", f"/pipelines/{quote(pipeline_id, safe='')}/resume")
 
     def resync(self, pipeline_id: str, tables: list[str] | None = None,
-               where: dict[str, str] | None = None) -> dict[str, Any]:
-        """POST `/pipelines/{id}/resync`: starts ResyncPipeline (all captured tables when `tables` is None)."""
-        body: dict[str, Any] = {"where": where or {}}
-        if tables:
+               where: dict[str, str] | None = None, *, rebuild: bool = False) -> dict[str, Any]:
+        """POST `/pipelines/{id}/resync`: starts ResyncPipeline (all captured tables when `tables` is None), or with
+        `rebuild` RebuildPipeline (a BROKEN pipeline: a new slot, every table snapshotted again)."""
+        body: dict[str, Any] = {"rebuild": True} if rebuild else {"where": where or {}}
+        if tables and not rebuild:
             body["tables"] = tables
         return self._request("POST", f"/pipelines/{quote(pipeline_id, safe='')}/resync", body=body)
 

@@ -474,21 +474,26 @@ def resync(
                                                                      "(repeat; default: every captured table)")] = None,
     conditions: Annotated[list[str] | None, typer.Option("--where", help="A WHERE condition for the --table at the "
                                                                          "same position (repeat; '' for none)")] = None,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="A BROKEN pipeline (its slot lost): a new slot and "
+                                                            "source connector, every table snapshotted again")] = False,
     no_follow: NoFollowOption = False,
 ) -> None:
     """Deliver an ACTIVE pipeline's tables again, or only the rows a condition matches, through an incremental
-    snapshot; PostgreSQL checks each condition before anything starts. Re-delivered rows are upserts at the sink."""
+    snapshot; PostgreSQL checks each condition before anything starts. Re-delivered rows are upserts at the sink.
+    With --rebuild, bring a BROKEN pipeline back with a new slot and a full snapshot."""
     with _exit_codes():
         connection = _connect(ctx)
+        if rebuild and (tables or conditions):
+            raise BadInput("--rebuild snapshots every table: it takes no --table or --where")
         where = resync_conditions(tables or [], conditions or [])
     with _exit_codes(connection):
-        response = connection.api.resync(pipeline_id, tables or None, where)
+        response = connection.api.resync(pipeline_id, tables or None, where, rebuild=rebuild)
         for table, seen in (response.get("tables") or {}).items():
             condition = f" where {where[table]}" if table in where else ""
             out.print(escape(f"{table}{condition}: {seen.get('matched')} rows match now"))
-        _started(response, "resyncing")
+        _started(response, "rebuilding" if rebuild else "resyncing")
         code = EXIT_OK if no_follow else _follow(connection, pipeline_id, response["execution_arn"])
-        if code == EXIT_OK and not no_follow:
+        if code == EXIT_OK and not no_follow and not rebuild:
             report = _execution_output(connection, response["execution_arn"]).get("MarkResynced") or {}
             for table, counts in (report.get("tables") or {}).items():
                 out.print(escape(f"{table}: {counts['delivered']} rows delivered again ({counts['matched']} match)"))

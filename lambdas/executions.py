@@ -16,7 +16,7 @@ records the execution on the entry before it starts it
 
 The state machines' ARNs come from the environment (`PROVISION_STATE_MACHINE_ARN`,
 `TEARDOWN_STATE_MACHINE_ARN`, `PAUSE_STATE_MACHINE_ARN`, `RESUME_STATE_MACHINE_ARN`, `UPDATE_STATE_MACHINE_ARN`,
-`RESYNC_STATE_MACHINE_ARN`); the Step Functions client follows boto3's
+`RESYNC_STATE_MACHINE_ARN`, `REBUILD_STATE_MACHINE_ARN`); the Step Functions client follows boto3's
 endpoint resolution, so `AWS_ENDPOINT_URL_SFN` points it at the local engine.
 """
 
@@ -37,9 +37,11 @@ PAUSE_STATE_MACHINE_ARN = "PAUSE_STATE_MACHINE_ARN"
 RESUME_STATE_MACHINE_ARN = "RESUME_STATE_MACHINE_ARN"
 UPDATE_STATE_MACHINE_ARN = "UPDATE_STATE_MACHINE_ARN"
 RESYNC_STATE_MACHINE_ARN = "RESYNC_STATE_MACHINE_ARN"
+REBUILD_STATE_MACHINE_ARN = "REBUILD_STATE_MACHINE_ARN"
 # Each lifecycle action and the variable naming its state machine.
 LIFECYCLE_STATE_MACHINE_ARNS = {"pause": PAUSE_STATE_MACHINE_ARN, "resume": RESUME_STATE_MACHINE_ARN,
-                                "update": UPDATE_STATE_MACHINE_ARN, "resync": RESYNC_STATE_MACHINE_ARN}
+                                "update": UPDATE_STATE_MACHINE_ARN, "resync": RESYNC_STATE_MACHINE_ARN,
+                                "rebuild": REBUILD_STATE_MACHINE_ARN}
 
 
 class ExecutionInputDiffers(Exception):

@@ -62,6 +62,8 @@ LIFECYCLE_TRANSITIONS = {
     "resume": (PipelineStatus.PAUSED, PipelineStatus.ACTIVE),
     "update": (PipelineStatus.ACTIVE, PipelineStatus.ACTIVE),  # UpdatePipeline: a new spec, or the old one kept
     "resync": (PipelineStatus.ACTIVE, PipelineStatus.ACTIVE),  # ResyncPipeline: rows delivered again
+    # RebuildPipeline: ACTIVE again, or still BROKEN (the first status is the one a request needs).
+    "rebuild": (PipelineStatus.BROKEN, PipelineStatus.ACTIVE),
 }
 # The statuses a lifecycle execution may find when it records its outcome (reconciliation may degrade an ACTIVE one).
 LIFECYCLE_HOLDABLE = frozenset({PipelineStatus.ACTIVE, PipelineStatus.PAUSED, PipelineStatus.DEGRADED})
@@ -443,8 +445,10 @@ def finish_lifecycle(
                 return current  # released by an earlier run of this step
             raise LifecycleConflict(f"pipeline {pipeline_id!r} is held by execution "
                                     f"{current.lifecycle_execution_arn or current.execution_arn}, not {execution_arn}")
-        if current.status not in LIFECYCLE_HOLDABLE:
-            # A teardown started meanwhile: its status is not the lifecycle's to overwrite.
+        holdable = LIFECYCLE_HOLDABLE | ({PipelineStatus.BROKEN} if current.lifecycle_action == "rebuild" else set())
+        if current.status not in holdable:
+            # A teardown started meanwhile (or, but for a rebuild, reconciliation found the pipeline BROKEN):
+            # its status is not the lifecycle's to overwrite.
             raise LifecycleConflict(f"pipeline {pipeline_id!r} became {current.status.value} during execution "
                                     f"{execution_arn}; its outcome is not recorded")
         if status not in LIFECYCLE_TRANSITIONS.get(current.lifecycle_action or "", ()):

@@ -40,7 +40,7 @@ PREPARE = Pass("Prepare", comment='Input: {"spec": <registered spec>}.', paramet
 })
 
 
-def _provision_row(name: str) -> Row:
+def provision_row(name: str) -> Row:
     """A row of ProvisionPipeline's table, reused as it is declared there (the canary's write and wait-loop)."""
     for row in PROVISION.steps:
         if row.name == name:
@@ -96,8 +96,8 @@ RESUME = Workflow(
         PREPARE,
         Task("ResumeConnectors", RESUME_CONNECTORS_FUNCTION, retry=CONNECT, undo="PauseConnectors"),
         _connectors_in("RUNNING"),
-        _provision_row("WriteCanary"),
-        _provision_row("CanaryArrived"),
+        provision_row("WriteCanary"),
+        provision_row("CanaryArrived"),
         _finish("MarkResumed", "ACTIVE"),
         Succeed("PipelineResumed", output_path="$.results"),
     ],

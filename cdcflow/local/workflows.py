@@ -42,6 +42,7 @@ WORKFLOW_ARN_VARIABLES = {
     "ResumePipeline": "RESUME_STATE_MACHINE_ARN",
     "UpdatePipeline": "UPDATE_STATE_MACHINE_ARN",
     "ResyncPipeline": "RESYNC_STATE_MACHINE_ARN",
+    "RebuildPipeline": "REBUILD_STATE_MACHINE_ARN",
 }
 WORKFLOWS = tuple(WORKFLOW_ARN_VARIABLES)
 REPO_ROOT = Path(__file__).resolve().parents[2]

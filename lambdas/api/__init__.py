@@ -10,7 +10,7 @@
 | `POST /pipelines/{id}/pause` | starts PausePipeline on an ACTIVE pipeline (202) | `lifecycle_routes` |
 | `POST /pipelines/{id}/resume` | starts ResumePipeline on a PAUSED pipeline (202) | `lifecycle_routes` |
 | `PATCH`, `PUT /pipelines/{id}` | starts UpdatePipeline on an ACTIVE pipeline (202) | `lifecycle_routes` |
-| `POST /pipelines/{id}/resync` | checks the conditions, starts ResyncPipeline on an ACTIVE pipeline (202) | `lifecycle_routes` |
+| `POST /pipelines/{id}/resync` | checks the conditions, starts ResyncPipeline on an ACTIVE pipeline (202); with `rebuild`, RebuildPipeline on a BROKEN one | `lifecycle_routes` |
 | `POST /connections` | registers a source, Kafka cluster or sink (admins) | `connection_routes` |
 | `GET /connections` | the connections the caller's teams may use | `connection_routes` |
 | `GET /connections/{name}` | one connection | `connection_routes` |
@@ -56,11 +56,13 @@ from lambdas.common import logger
 
 # The environment the function reads its state machines from.
 from lambdas.executions import (
-    PAUSE_STATE_MACHINE_ARN, PROVISION_STATE_MACHINE_ARN, RESUME_STATE_MACHINE_ARN, RESYNC_STATE_MACHINE_ARN,
+    PAUSE_STATE_MACHINE_ARN, PROVISION_STATE_MACHINE_ARN, REBUILD_STATE_MACHINE_ARN, RESUME_STATE_MACHINE_ARN,
+    RESYNC_STATE_MACHINE_ARN,
     TEARDOWN_STATE_MACHINE_ARN, UPDATE_STATE_MACHINE_ARN,
 )
 
-__all__ = ["PAUSE_STATE_MACHINE_ARN", "PROVISION_STATE_MACHINE_ARN", "RESOURCE_METHODS", "RESUME_STATE_MACHINE_ARN",
+__all__ = ["PAUSE_STATE_MACHINE_ARN", "PROVISION_STATE_MACHINE_ARN", "REBUILD_STATE_MACHINE_ARN", "RESOURCE_METHODS",
+           "RESUME_STATE_MACHINE_ARN",
            "RESYNC_STATE_MACHINE_ARN", "TEARDOWN_STATE_MACHINE_ARN", "UPDATE_STATE_MACHINE_ARN", "app", "handler"]
 
 THROTTLING_ERRORS = frozenset({"ThrottlingException", "TooManyRequestsException", "ExecutionLimitExceeded",

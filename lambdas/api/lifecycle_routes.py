@@ -7,6 +7,7 @@
 | `PATCH /pipelines/{id}` (part of a team's spec, merged over the pipeline's) | UpdatePipeline | ACTIVE |
 | `PUT /pipelines/{id}` (a team's whole spec) | UpdatePipeline | ACTIVE |
 | `POST /pipelines/{id}/resync` (tables, a WHERE condition per table) | ResyncPipeline | ACTIVE |
+| `POST /pipelines/{id}/resync` with `{"rebuild": true}` | RebuildPipeline | BROKEN |
 
 An update's body is resolved like `POST /pipelines`'s (`lambdas.pipeline_request`),
 after checking that it changes nothing a running pipeline cannot change
@@ -56,7 +57,7 @@ from lambdas.spec_update import diff, merge_patch, refusals
 
 router = APIGatewayRouter()
 # How a refusal names what the action would have done.
-DONE = {"pause": "paused", "resume": "resumed", "update": "updated", "resync": "resynced"}
+DONE = {"pause": "paused", "resume": "resumed", "update": "updated", "resync": "resynced", "rebuild": "rebuilt"}
 
 
 @router.post("/pipelines/<pipeline_id>/pause")
@@ -92,6 +93,8 @@ def resync_pipeline(pipeline_id: str) -> Response:
         raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, 'the body must be a JSON object: {"tables": [...], '
                        '"where": {"schema.table": "condition"}}', field="(body)")
     entry = request.registered_entry(pipeline_id)
+    if body.get("rebuild") is not None:
+        return _rebuild(pipeline_id, body, asker, entry)
     authz.check_change(asker, entry, "resync")
     _require_status(entry, "resync")
     spec = parse_spec(spec_document(entry.spec))
@@ -111,6 +114,17 @@ def resync_pipeline(pipeline_id: str) -> Response:
 
     return _lifecycle(pipeline_id, "resync", resync_input, asker=asker, entry=entry,
                       answer={"tables": {table: {"matched": count} for table, count in matched.items()}})
+
+
+def _rebuild(pipeline_id: str, body: dict[str, Any], asker: authz.Caller, entry: registry.RegistryEntry) -> Response:
+    """`{"rebuild": true}`: RebuildPipeline on a BROKEN pipeline, which snapshots every table again."""
+    if body["rebuild"] is not True or set(body) != {"rebuild"}:
+        raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, "a rebuild takes only {\"rebuild\": true}: it gives the "
+                       "pipeline a new slot and snapshots every table, so tables and where do not apply",
+                       field="rebuild")
+    authz.check_change(asker, entry, "rebuild")
+    _require_status(entry, "rebuild")
+    return _lifecycle(pipeline_id, "rebuild", asker=asker, entry=entry)
 
 
 def _require_status(entry: registry.RegistryEntry, action: str) -> None:

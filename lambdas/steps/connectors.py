@@ -1,4 +1,4 @@
-"""PutSourceConnector / PutSinkConnector / CheckConnector / DeleteConnectors.
+"""PutSourceConnector / PutSinkConnector / CheckConnector / DeleteConnectors / RemoveSourceConnector.
 
 An OpenSearch sink's indices belong with its connector: created before it is
 put, deleted once the connectors are gone (unless the event says `keep_index`).
@@ -16,7 +16,9 @@ from typing import Any
 from lambdas.common import step_handler
 from lambdas.connect.client import ConnectClient
 from lambdas.connect.credentials import login_from_secret
-from lambdas.connect.deploy import check_connector, delete_pipeline_connectors, put_connector
+from lambdas.connect.deploy import (
+    check_connector, delete_connector, delete_pipeline_connectors, forget_offsets, put_connector,
+)
 from lambdas.connect.secret_refs import SecretLogin
 from lambdas.connect.sink_config import sink_config
 from lambdas.connect.source_config import debezium_source_config
@@ -50,6 +52,18 @@ def check_handler(spec: PipelineSpec, event: dict[str, Any]) -> dict[str, Any]:
     name = spec.names.source_connector if event["connector"] == "source" else spec.names.sink_connector
     with ConnectClient(spec.connect.url) as client:
         return check_connector(client, name, attempt=int(event.get("attempt", 0)), schedule=schedule_of(event))
+
+
+@step_handler
+def remove_source_handler(spec: PipelineSpec, event: dict[str, Any]) -> dict[str, Any]:
+    """RemoveSourceConnector (RebuildPipeline): the source connector goes, with its committed offsets, so the one
+    put next starts with an initial snapshot instead of resuming from a position its new slot never saw."""
+    name = spec.names.source_connector
+    with ConnectClient(spec.connect.url) as client:
+        if name not in set(client.list_connectors()):
+            return {"deleted": False, "offsets_forgotten": False}
+        forgotten = forget_offsets(client, name)
+        return {"deleted": delete_connector(client, name), "offsets_forgotten": forgotten}
 
 
 @step_handler

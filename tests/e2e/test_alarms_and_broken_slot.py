@@ -24,9 +24,9 @@ import pytest
 import requests
 
 from cdcflow.local.config import Endpoints
-from cdcflow.operate_cli import EXIT_PIPELINE_BROKEN, local_stack_environment
-from cdcflow.reconcile_runner import reconcile_locally
-from lambdas import alarms, aws
+from cdcflow.operate_cli import EXIT_PIPELINE_BROKEN
+from lambdas import alarms
+from tests import slots
 from tests.provision import api_auth, engine_client, signed_session, wait_for_execution
 from tests.tenancy import team_request
 
@@ -38,7 +38,6 @@ REQUESTER = "cdcflow-orders-requester"
 CAPTURED = "public.e2e_alarmed_orders"
 SLOT = f"cdcflow_{PIPELINE_ID}"
 SLOT_LAG_THRESHOLD = 1024  # bytes: a handful of rows written while paused breach it
-DROP_TIMEOUT_SECONDS = 60
 
 
 
@@ -85,18 +84,7 @@ def insert(stack: Endpoints, count: int) -> None:
 
 
 def sweep(pipeline_id: str = PIPELINE_ID) -> dict[str, Any]:
-    """One local sweep in this process; the stack's environment it sets is taken back afterwards."""
-    environment = local_stack_environment()
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in environment.items():
-            patch.setenv(name, value)
-        try:
-            report = reconcile_locally(environment, repair=False)
-        finally:
-            aws.reset_clients()
-    aws.reset_clients()
-    [pipeline] = [p for p in report["pipelines"] if p["pipeline_id"] == pipeline_id]
-    return pipeline
+    return slots.sweep(pipeline_id)
 
 
 def cdcflow(stack: Endpoints, *arguments: str) -> subprocess.CompletedProcess[str]:
@@ -122,18 +110,7 @@ def lifecycle(stack: Endpoints, api: requests.Session, sfn: Any, action: str) ->
 
 
 def drop_slot_by_hand(stack: Endpoints, slot: str = SLOT) -> None:
-    """What an operator does: end the slot's walsender and drop it (again, if the connector takes it back)."""
-    deadline = time.monotonic() + DROP_TIMEOUT_SECONDS
-    with psycopg.connect(stack.postgres.source_dsn(), autocommit=True) as conn:
-        while True:
-            conn.execute("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
-                         "WHERE slot_name = %s AND active_pid IS NOT NULL", [slot])
-            try:
-                conn.execute("SELECT pg_drop_replication_slot(%s)", [slot])
-                return
-            except psycopg.errors.ObjectInUse:
-                assert time.monotonic() < deadline, f"slot {SLOT} kept being taken back"
-                time.sleep(0.1)
+    slots.drop_slot_by_hand(stack, slot)
 
 
 @pytest.fixture(scope="module")

@@ -19,11 +19,10 @@ import pytest
 import requests
 
 from cdcflow.local.config import Endpoints, aws_environment
-from cdcflow.operate_cli import local_stack_environment
-from cdcflow.reconcile_runner import reconcile_locally
 from lambdas import aws
 from lambdas.connect.client import ConnectClient
 from lambdas.spec import parse_spec
+from tests import slots
 from tests.footprint import footprint
 from tests.provision import api_auth, engine_client, signed_session, wait_for_execution
 from tests.tenancy import team_request
@@ -118,18 +117,7 @@ def lifecycle(stack: Endpoints, api: requests.Session, sfn: Any, action: str) ->
 
 
 def sweep() -> dict[str, Any]:
-    """One local sweep; the stack's environment it sets in this process is taken back afterwards."""
-    environment = local_stack_environment()
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in environment.items():
-            patch.setenv(name, value)  # recorded, so the context restores what the sweep overwrites
-        try:
-            report = reconcile_locally(environment, repair=False)
-        finally:
-            aws.reset_clients()
-    aws.reset_clients()
-    [pipeline] = [p for p in report["pipelines"] if p["pipeline_id"] == PIPELINE_ID]
-    return pipeline
+    return slots.sweep(PIPELINE_ID)
 
 
 @pytest.fixture(scope="module")

@@ -92,7 +92,8 @@ def lifecycle_sfn(tenancy: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
                            (api.PAUSE_STATE_MACHINE_ARN, "PausePipeline"),
                            (api.RESUME_STATE_MACHINE_ARN, "ResumePipeline"),
                            (api.UPDATE_STATE_MACHINE_ARN, "UpdatePipeline"),
-                           (api.RESYNC_STATE_MACHINE_ARN, "ResyncPipeline")):
+                           (api.RESYNC_STATE_MACHINE_ARN, "ResyncPipeline"),
+                           (api.REBUILD_STATE_MACHINE_ARN, "RebuildPipeline")):
         monkeypatch.setenv(variable, create_state_machine(client, name))
     return client
 

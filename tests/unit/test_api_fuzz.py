@@ -49,7 +49,8 @@ def api_base_url():
                                (api.PAUSE_STATE_MACHINE_ARN, "PausePipeline"),
                                (api.RESUME_STATE_MACHINE_ARN, "ResumePipeline"),
                                (api.UPDATE_STATE_MACHINE_ARN, "UpdatePipeline"),
-                               (api.RESYNC_STATE_MACHINE_ARN, "ResyncPipeline")):
+                               (api.RESYNC_STATE_MACHINE_ARN, "ResyncPipeline"),
+                               (api.REBUILD_STATE_MACHINE_ARN, "RebuildPipeline")):
             arn = sfn.create_state_machine(name=name, definition=definition,
                                            roleArn="arn:aws:iam::123456789012:role/workflows")["stateMachineArn"]
             patch.setenv(variable, arn)

@@ -75,7 +75,8 @@ def local_api(moto_endpoint, monkeypatch, credentials_file):
                            (api.PAUSE_STATE_MACHINE_ARN, "PausePipeline"),
                            (api.RESUME_STATE_MACHINE_ARN, "ResumePipeline"),
                            (api.UPDATE_STATE_MACHINE_ARN, "UpdatePipeline"),
-                           (api.RESYNC_STATE_MACHINE_ARN, "ResyncPipeline")):
+                           (api.RESYNC_STATE_MACHINE_ARN, "ResyncPipeline"),
+                           (api.REBUILD_STATE_MACHINE_ARN, "RebuildPipeline")):
         monkeypatch.setenv(variable, create_state_machine(sfn, name))
     server = serve_api(0, credentials=CredentialStore.from_file(credentials_file))
     yield api_url(server)

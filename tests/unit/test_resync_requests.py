@@ -193,3 +193,77 @@ def test_only_an_active_pipeline_is_resynced(checked):
     assert status == 409 and body["status"] == "PAUSED"
     assert "only an ACTIVE pipeline can be resynced" in body["message"]
     assert asked == [] and started(sfn) == []
+
+
+# A rebuild: the same route with {"rebuild": true}, for a BROKEN pipeline only.
+
+def rebuilds(sfn) -> list[dict]:
+    arn = os.environ[api.REBUILD_STATE_MACHINE_ARN]
+    return [json.loads(sfn.describe_execution(executionArn=e["executionArn"])["input"])
+            for e in sfn.list_executions(stateMachineArn=arn)["executions"]]
+
+
+def test_a_broken_pipeline_is_rebuilt_without_any_condition_being_checked(checked):
+    sfn, asked = checked
+    registry.mark("orders", "BROKEN")
+
+    status, body = call("/pipelines/orders/resync", {"rebuild": True})
+
+    assert status == 202 and body["action"] == "rebuild", body
+    assert [execution["spec"]["pipeline_id"] for execution in rebuilds(sfn)] == ["orders"]
+    assert asked == [] and started(sfn) == []
+    assert registry.get("orders").lifecycle_action == "rebuild"
+
+
+def test_only_a_broken_pipeline_is_rebuilt(checked):
+    sfn, _ = checked
+
+    status, body = call("/pipelines/orders/resync", {"rebuild": True})
+
+    assert status == 409 and "only a BROKEN pipeline can be rebuilt" in body["message"], body
+    assert rebuilds(sfn) == []
+
+
+@pytest.mark.parametrize("body", [{"rebuild": True, "tables": ["public.orders"]}, {"rebuild": "yes"},
+                                  {"rebuild": True, "where": {"public.orders": "id > 1"}}])
+def test_a_rebuild_takes_nothing_else(checked, body):
+    sfn, _ = checked
+    registry.mark("orders", "BROKEN")
+
+    status, answer = call("/pipelines/orders/resync", body)
+
+    assert status == 422 and answer["field"] == "rebuild", answer
+    assert rebuilds(sfn) == []
+
+
+def test_a_rebuild_records_active_and_a_failed_one_leaves_it_broken(checked):
+    sfn, _ = checked
+    registry.mark("orders", "BROKEN")
+    _, body = call("/pipelines/orders/resync", {"rebuild": True})
+    arn = body["execution_arn"]
+
+    with pytest.raises(registry.LifecycleConflict):
+        registry.finish_lifecycle("orders", arn, registry.PipelineStatus.PAUSED)
+    entry = registry.finish_lifecycle("orders", arn, registry.PipelineStatus.ACTIVE)
+
+    assert entry.status is registry.PipelineStatus.ACTIVE and entry.lifecycle_execution_arn is None
+
+
+def test_a_pause_finishing_after_the_pipeline_broke_does_not_hide_it(checked):
+    sfn, _ = checked
+    _, body = call("/pipelines/orders/pause")
+    registry.mark("orders", "BROKEN")  # reconciliation found the slot lost meanwhile
+
+    with pytest.raises(registry.LifecycleConflict, match="became BROKEN"):
+        registry.finish_lifecycle("orders", body["execution_arn"], registry.PipelineStatus.PAUSED)
+    assert registry.get("orders").status is registry.PipelineStatus.BROKEN
+
+
+def test_cli_rebuild_takes_no_table():
+    from typer.testing import CliRunner
+
+    from cdcflow.cli import app
+
+    result = CliRunner().invoke(app, ["resync", "orders", "--rebuild", "--table", "public.orders"])
+
+    assert result.exit_code == 2 and "--rebuild snapshots every table" in result.output
