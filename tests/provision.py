@@ -20,6 +20,22 @@ from cdcflow.local.credentials import ADMIN_PROFILE
 from tests.tenancy import team_request
 
 
+def local_spec(stack: Endpoints, pipeline_id: str, tables: list[str], owner: str) -> dict[str, Any]:
+    """A resolved spec for a pipeline on the local stack: its PostgreSQL's source and sink databases, its Kafka and
+    Connect, the admin secrets the stack made."""
+    postgres = stack.postgres
+    return {
+        "pipeline_id": pipeline_id,
+        "owner": owner,
+        "source": {"host": postgres.host, "port": postgres.port, "database": "source",
+                   "admin_secret": stack.aws.source_admin_secret, "tables": list(tables)},
+        "kafka": {"bootstrap_servers": stack.kafka.bootstrap_servers},
+        "connect": {"url": stack.connect.url},
+        "sink": {"type": "jdbc", "host": postgres.host, "port": postgres.port, "database": "sink",
+                 "secret": stack.aws.sink_admin_secret},
+    }
+
+
 def api_session(stack: Endpoints, profile: str = ADMIN_PROFILE) -> boto3.Session:
     """A boto3 session holding the local user `profile`'s credentials."""
     assert stack.api.credentials_file is not None, "the local stack's endpoints name its credentials file"

@@ -16,6 +16,7 @@ from cdcflow.local.tables import ensure_tables
 from lambdas import aws
 from localsfn import Engine
 from statemachines.catalogue import resolve_local_function
+from tests.provision import local_spec
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -73,27 +74,7 @@ def spec_for(local_stack: Endpoints, captured_table: str) -> Callable[..., dict[
     """`spec_for(pipeline_id, **sections)`: a spec for a pipeline on the local stack."""
 
     def make(pipeline_id: str, **sections: Any) -> dict[str, Any]:
-        postgres = local_stack.postgres
-        spec = {
-            "pipeline_id": pipeline_id,
-            "owner": "team-e2e",
-            "source": {
-                "host": postgres.host,
-                "port": postgres.port,
-                "database": "source",
-                "admin_secret": local_stack.aws.source_admin_secret,
-                "tables": [captured_table],
-            },
-            "kafka": {"bootstrap_servers": local_stack.kafka.bootstrap_servers},
-            "connect": {"url": local_stack.connect.url},
-            "sink": {
-                "type": "jdbc",
-                "host": postgres.host,
-                "port": postgres.port,
-                "database": "sink",
-                "secret": local_stack.aws.sink_admin_secret,
-            },
-        }
+        spec = local_spec(local_stack, pipeline_id, [captured_table], "team-e2e")
         for section, values in sections.items():
             spec[section] = {**spec.get(section, {}), **values} if isinstance(values, dict) else values
         return spec

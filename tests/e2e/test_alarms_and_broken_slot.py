@@ -27,7 +27,7 @@ from cdcflow.local.config import Endpoints
 from cdcflow.operate_cli import EXIT_PIPELINE_BROKEN
 from lambdas import alarms
 from tests import slots
-from tests.provision import api_auth, engine_client, signed_session, wait_for_execution
+from tests.provision import api_auth, engine_client, local_spec, signed_session, wait_for_execution
 from tests.tenancy import team_request
 
 pytestmark = pytest.mark.slow
@@ -64,17 +64,7 @@ def call(stack: Endpoints, api: requests.Session, method: str, path: str, **kwar
 
 
 def resolved_spec(stack: Endpoints, pipeline_id: str = PIPELINE_ID) -> dict[str, Any]:
-    postgres = stack.postgres
-    return {
-        "pipeline_id": pipeline_id,
-        "owner": TEAM,
-        "source": {"host": postgres.host, "port": postgres.port, "database": "source",
-                   "admin_secret": stack.aws.source_admin_secret, "tables": [CAPTURED]},
-        "kafka": {"bootstrap_servers": stack.kafka.bootstrap_servers},
-        "connect": {"url": stack.connect.url},
-        "sink": {"type": "jdbc", "host": postgres.host, "port": postgres.port, "database": "sink",
-                 "secret": stack.aws.sink_admin_secret},
-    }
+    return local_spec(stack, pipeline_id, [CAPTURED], TEAM)
 
 
 def insert(stack: Endpoints, count: int) -> None:

@@ -24,7 +24,7 @@ from lambdas.connect.client import ConnectClient
 from lambdas.spec import parse_spec
 from tests import slots
 from tests.footprint import footprint
-from tests.provision import api_auth, engine_client, signed_session, wait_for_execution
+from tests.provision import api_auth, engine_client, local_spec, signed_session, wait_for_execution
 from tests.tenancy import team_request
 
 pytestmark = pytest.mark.slow
@@ -64,17 +64,7 @@ def call(stack: Endpoints, api: requests.Session, method: str, path: str, **kwar
 
 
 def resolved_spec(stack: Endpoints) -> dict[str, Any]:
-    postgres = stack.postgres
-    return {
-        "pipeline_id": PIPELINE_ID,
-        "owner": TEAM,
-        "source": {"host": postgres.host, "port": postgres.port, "database": "source",
-                   "admin_secret": stack.aws.source_admin_secret, "tables": [CAPTURED]},
-        "kafka": {"bootstrap_servers": stack.kafka.bootstrap_servers},
-        "connect": {"url": stack.connect.url},
-        "sink": {"type": "jdbc", "host": postgres.host, "port": postgres.port, "database": "sink",
-                 "secret": stack.aws.sink_admin_secret},
-    }
+    return local_spec(stack, PIPELINE_ID, [CAPTURED], TEAM)
 
 
 def insert(stack: Endpoints, *items: str) -> list[int]:

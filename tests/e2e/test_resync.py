@@ -27,7 +27,7 @@ from cdcflow.local.config import Endpoints, aws_environment
 from lambdas import aws
 from lambdas.spec import parse_spec
 from tests.footprint import footprint
-from tests.provision import engine_client, signed_session, wait_for_execution
+from tests.provision import engine_client, local_spec, signed_session, wait_for_execution
 from tests.tenancy import team_request
 
 pytestmark = pytest.mark.slow
@@ -45,17 +45,7 @@ ARRIVAL_TIMEOUT_SECONDS = 120
 
 
 def resolved_spec(stack: Endpoints) -> dict[str, Any]:
-    postgres = stack.postgres
-    return {
-        "pipeline_id": PIPELINE_ID,
-        "owner": TEAM,
-        "source": {"host": postgres.host, "port": postgres.port, "database": "source",
-                   "admin_secret": stack.aws.source_admin_secret, "tables": [TABLE]},
-        "kafka": {"bootstrap_servers": stack.kafka.bootstrap_servers},
-        "connect": {"url": stack.connect.url},
-        "sink": {"type": "jdbc", "host": postgres.host, "port": postgres.port, "database": "sink",
-                 "secret": stack.aws.sink_admin_secret},
-    }
+    return local_spec(stack, PIPELINE_ID, [TABLE], TEAM)
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,7 @@ from lambdas import aws
 from lambdas.kafka_topics import kafka_admin, list_topics_with_prefix
 from lambdas.spec import parse_spec
 from tests.footprint import footprint
-from tests.provision import engine_client, signed_session, wait_for_execution
+from tests.provision import engine_client, local_spec, signed_session, wait_for_execution
 from tests.tenancy import team_request
 
 pytestmark = pytest.mark.slow
@@ -81,17 +81,7 @@ def call(stack: Endpoints, api: requests.Session, method: str, path: str, **kwar
 
 
 def resolved_spec(stack: Endpoints, tables: list[str]) -> dict[str, Any]:
-    postgres = stack.postgres
-    return {
-        "pipeline_id": PIPELINE_ID,
-        "owner": TEAM,
-        "source": {"host": postgres.host, "port": postgres.port, "database": "source",
-                   "admin_secret": stack.aws.source_admin_secret, "tables": tables},
-        "kafka": {"bootstrap_servers": stack.kafka.bootstrap_servers},
-        "connect": {"url": stack.connect.url},
-        "sink": {"type": "jdbc", "host": postgres.host, "port": postgres.port, "database": "sink",
-                 "secret": stack.aws.sink_admin_secret},
-    }
+    return local_spec(stack, PIPELINE_ID, tables, TEAM)
 
 
 def table_state(dsn: str, table: str) -> tuple[int, int, str]:
