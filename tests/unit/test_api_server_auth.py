@@ -112,6 +112,14 @@ def test_an_unsigned_request_is_missing_its_token(api, handled):
     assert handled == []
 
 
+@pytest.mark.parametrize("body", [b'{"where": {"public.orders": "id > 0"}}', b'{"rebuild": true}'])
+def test_an_unsigned_resync_or_rebuild_never_reaches_the_handler(api, handled, body):
+    status, _, answer = send(api, "POST", "/pipelines/orders/resync", {"Content-Type": "application/json"}, body)
+
+    assert status == 403 and answer == {"message": MISSING_TOKEN}
+    assert handled == []
+
+
 def test_a_wrong_secret_is_a_signature_mismatch(api, handled):
     target, body, headers = approval(api)
     headers = {**headers, **signed_headers("POST", api + target, body, secret="not-the-secret", headers=headers)}
