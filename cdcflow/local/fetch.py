@@ -35,6 +35,11 @@ OPENSEARCH_SINK_CONNECTOR = "dev.cdcflow.opensearch.OpenSearchSinkConnector"
 SECRETS_PROVIDER_SOURCES = Path(__file__).with_name("secrets_provider")
 SECRETS_PROVIDER_PLUGIN = "cdcflow-secrets-provider"
 SECRETS_PROVIDER_CLASS = "dev.cdcflow.secrets.SecretsManagerConfigProvider"
+# cdcflow's JSON converter for the JDBC sink: JsonConverter with the special numbers it would change put back
+# (lambdas/connect/converters.py).
+EXACT_VALUES_SOURCES = Path(__file__).with_name("exact_values")
+EXACT_VALUES_PLUGIN = "cdcflow-exact-values"
+EXACT_VALUES_CONVERTER = "dev.cdcflow.connect.ExactJsonConverter"
 # OpenSearch loads its transport and HTTP layer as a module from its own class loader.
 OPENSEARCH_NETTY_MODULE = "transport-netty4"
 OPENSEARCH_NETTY_PLUGIN_CLASS = "org.opensearch.transport.Netty4Plugin"
@@ -229,6 +234,8 @@ PLUGINS = (
     JavaPlugin(SECRETS_PROVIDER_PLUGIN, SECRETS_PROVIDER_SOURCES,
                "org.apache.kafka.common.config.provider.ConfigProvider", SECRETS_PROVIDER_CLASS,
                libraries="secrets-provider"),
+    JavaPlugin(EXACT_VALUES_PLUGIN, EXACT_VALUES_SOURCES, "org.apache.kafka.connect.storage.Converter",
+               EXACT_VALUES_CONVERTER),
 )
 
 

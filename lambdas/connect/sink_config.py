@@ -1,6 +1,6 @@
 """The sink connector config of a pipeline: Debezium JDBC into PostgreSQL, or OpenSearch."""
 
-from lambdas.connect.converters import JSON_WITH_SCHEMAS
+from lambdas.connect.converters import EXACT_JSON_WITH_SCHEMAS, JSON_WITH_SCHEMAS
 from lambdas.connect.credentials import DatabaseLogin
 from lambdas.connect.secret_refs import SecretLogin
 from lambdas.connect.source_config import captured_tables
@@ -62,7 +62,7 @@ def jdbc_sink_config(spec: PipelineSpec, sink_login: SecretLogin | DatabaseLogin
         "connection.restart.on.errors": "true",
         "flush.max.retries": "60",
         "flush.retry.delay.ms": "1000",
-        **JSON_WITH_SCHEMAS,
+        **EXACT_JSON_WITH_SCHEMAS,
     }
 
 

@@ -1,7 +1,8 @@
 """Values arrive as they left: a type matrix through a real pipeline (PostgreSQL, Debezium, JDBC sink, PostgreSQL).
 
 One source row per value case (numerics of 50 digits and of free scale,
-timestamptz at +-infinity, timestamp and date at -infinity, time zones, intervals, bytea,
+NaN and +-Infinity in numeric, double precision and real, timestamptz at
++-infinity, timestamp and date at -infinity, time zones, intervals, bytea,
 arrays, an enum, a domain, json and jsonb, uuid, inet and cidr, and a
 TOASTed text that updates do not touch). money and timetz are refused at
 Preflight (tests/integration/test_source_capture_refusals.py); the cases
@@ -62,17 +63,24 @@ COLUMNS = """
 """
 
 # id -> the one column the row exercises and its value, as SQL text. Not here, because they still arrive
-# changed (Debezium 3.1 and its JDBC sink with the settings of lambdas.connect.*_config): numeric NaN and
-# +-Infinity arrive as the text 'NAN', 'POSITIVE_INFINITY', 'NEGATIVE_INFINITY'; double precision NaN and
-# +-Infinity as 0; timestamp 'infinity' as 294247-01-10 04:00:25.2; date 'infinity' as '-infinity'; timestamp
-# 0001-01-01 as 0001-12-30 BC (a Julian calendar shift); a multi-dimensional text[] as Java object names.
+# changed (Debezium 3.1 and its JDBC sink with the settings of lambdas.connect.*_config): timestamp 'infinity'
+# as 294247-01-10 04:00:25.2; date 'infinity' as '-infinity'; timestamp 0001-01-01 as 0001-12-30 BC (a Julian
+# calendar shift); a multi-dimensional text[] as Java object names.
 # timetz (its offset becomes +00) is refused at Preflight, as money is.
 CASES: dict[int, tuple[str, str]] = {
+    1: ("n_free", "'NaN'"),
+    2: ("n_free", "'Infinity'"),
+    3: ("n_free", "'-Infinity'"),
     4: ("n_free", "'12345678901234567890.123456789012345678901234567890'"),
     5: ("n_wide", "'123456789012345678901234567890.12345678901234567890'"),
     6: ("n_wide", "'-0.00000000000000000001'"),
+    7: ("f8", "'NaN'"),
+    8: ("f8", "'Infinity'"),
+    9: ("f8", "'-Infinity'"),
     10: ("f8", "'1.2345678901234567e-300'"),
     11: ("f4", "'3.4028235e+38'"),
+    12: ("f4", "'-Infinity'"),
+    15: ("f4", "'NaN'"),
     13: ("ts", "'-infinity'"),
     14: ("ts", "'2024-02-29 23:59:59.999999'"),
     16: ("ts_p3", "'2024-06-01 12:00:00.123'"),

@@ -168,9 +168,9 @@ def test_jdbc_sink_config_has_the_exact_properties(spec):
         "connection.restart.on.errors": "true",
         "flush.max.retries": "60",
         "flush.retry.delay.ms": "1000",
-        "key.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "key.converter": "dev.cdcflow.connect.ExactJsonConverter",
         "key.converter.schemas.enable": "true",
-        "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "value.converter": "dev.cdcflow.connect.ExactJsonConverter",
         "value.converter.schemas.enable": "true",
     }
 
