@@ -10,6 +10,7 @@ from lambdas.source.tls import database_tls
 from lambdas.spec import PipelineSpec
 
 POSTGRES_CONNECTOR = "io.debezium.connector.postgresql.PostgresConnector"
+RESELECT_POST_PROCESSOR = "io.debezium.processors.reselect.ReselectColumnsPostProcessor"
 
 
 def captured_tables(spec: PipelineSpec) -> list[str]:
@@ -85,6 +86,14 @@ def debezium_source_config(
         # A delete event carries the key the sink deletes by; tombstones would
         # only serve log compaction, and the pipeline's topics use `delete`.
         "tombstones.on.delete": "false",
+        # An update that leaves a TOASTed value alone carries no value for it unless the table's replica identity
+        # is FULL: Debezium sends its placeholder instead, and the sink would store it. The post processor reads
+        # such columns back from the source by the row's key, so the sink gets the row's current value.
+        "post.processors": "reselect",
+        "reselect.type": RESELECT_POST_PROCESSOR,
+        "reselect.columns.include.list": ",".join(rf"^{re.escape(table)}:.+$" for table in spec.source.tables),
+        "reselect.unavailable.values": "true",
+        "reselect.null.values": "false",
         **JSON_WITH_SCHEMAS,
         **message_key_columns(spec),
     }

@@ -142,7 +142,10 @@ def capture_refusals(conn: psycopg.Connection, tables: Iterable[str],
 
     Each problem names the table and, for a column, the column and its type:
     a column of a type in `UNREPRESENTABLE_TYPES` (also as an array or under
-    a domain); a table without a primary key whose sink key is not chosen in
+    a domain); a bytea column of a table whose replica identity is not FULL;
+    an array column declared with more than one dimension
+    (`int[][]`; PostgreSQL does not hold a one-dimension declaration to its
+    values, so only the declaration can be checked); a table without a primary key whose sink key is not chosen in
     `key_columns` (`sink.key_columns`), or whose chosen columns do not exist,
     or whose replica identity is not FULL (deletes would carry no key).
     Missing tables are not reported (CreatePublication names them).
@@ -153,7 +156,7 @@ def capture_refusals(conn: psycopg.Connection, tables: Iterable[str],
         SELECT n.nspname || '.' || c.relname, c.relreplident,
                EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary),
                a.attname, format_type(a.atttypid, a.atttypmod),
-               coalesce(base_elem.typname, base.typname)
+               coalesce(base_elem.typname, base.typname), a.attndims
         FROM pg_class c
         JOIN pg_namespace n ON n.oid = c.relnamespace
         LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -168,7 +171,7 @@ def capture_refusals(conn: psycopg.Connection, tables: Iterable[str],
     problems: list[str] = []
     columns: dict[str, set[str]] = {}
     identity: dict[str, tuple[str, bool]] = {}
-    for table, replident, has_primary_key, column, type_name, base_type in rows:
+    for table, replident, has_primary_key, column, type_name, base_type, dimensions in rows:
         identity[table] = (replident, has_primary_key)
         if column is None:
             continue
@@ -176,6 +179,17 @@ def capture_refusals(conn: psycopg.Connection, tables: Iterable[str],
         if base_type in UNREPRESENTABLE_TYPES:
             problems.append(f"{table}: column {column!r} of type {type_name} cannot be represented at the sink "
                             f"({UNREPRESENTABLE_TYPES[base_type]}); leave the table out, or change the column's type")
+        elif base_type == "bytea" and replident != "f":
+            problems.append(f"{table}: column {column!r} of type {type_name} cannot be represented at the sink "
+                            "under the table's replica identity: an update that leaves a large (TOASTed) value of "
+                            "it alone carries Debezium's placeholder instead, and Debezium re-reads such values for "
+                            "text and json columns but not for bytea; set ALTER TABLE "
+                            f"{table_identifier(table).as_string(conn)} REPLICA IDENTITY FULL")
+        elif dimensions > 1:
+            problems.append(f"{table}: column {column!r} of type {type_name} is declared with {dimensions} dimensions "
+                            "and cannot be represented at the sink (Debezium sends the inner arrays of a "
+                            "multi-dimensional array as Java object names); leave the table out, or store the "
+                            "value as jsonb")
     for table, (replident, has_primary_key) in identity.items():
         if table in keyed:
             unknown = [column for column in keyed[table] if column not in columns.get(table, set())]

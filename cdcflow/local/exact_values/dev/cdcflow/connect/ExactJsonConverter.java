@@ -25,6 +25,8 @@ import org.apache.kafka.connect.json.JsonConverter;
  *     "NAN", "POSITIVE_INFINITY" or "NEGATIVE_INFINITY", becomes PostgreSQL's spelling ("NaN",
  *     "Infinity", "-Infinity"), for string fields whose propagated source column type is NUMERIC or
  *     DECIMAL (column.propagate.source.type).</li>
+ * <li>A timestamp before 1582-10-15 that a snapshot read (op "r") is put back on the calendar it left on
+ *     ({@link HybridCalendar}).</li>
  * </ul>
  *
  * Everything else is JsonConverter's work: a record that holds none of these spellings is returned
@@ -40,7 +42,14 @@ public class ExactJsonConverter extends JsonConverter {
     private static final Map<String, String> NUMERIC_SPELLING = Map.of(
             "NAN", "NaN", "POSITIVE_INFINITY", "Infinity", "NEGATIVE_INFINITY", "-Infinity");
 
+    private static final String MICRO_TIMESTAMP = "io.debezium.time.MicroTimestamp";
+    private static final String MILLI_TIMESTAMP = "io.debezium.time.Timestamp";
+    private static final String ZONED_TIMESTAMP = "io.debezium.time.ZonedTimestamp";
+
     private boolean schemasEnabled = true;
+    // JsonConverter hands out one Schema object per distinct schema, so the last one's answer is usually reused.
+    private Schema lastSchema;
+    private boolean lastSchemaHasTimestamps;
 
     @Override
     public void configure(Map<String, ?> configs, boolean isKey) {
@@ -52,17 +61,86 @@ public class ExactJsonConverter extends JsonConverter {
     @Override
     public SchemaAndValue toConnectData(String topic, byte[] value) {
         SchemaAndValue converted = super.toConnectData(topic, value);
-        if (value == null || converted.schema() == null || converted.value() == null || !holdsMarker(value)) {
+        if (value == null || converted.schema() == null || converted.value() == null) {
             return converted;
         }
-        JsonNode json;
-        try {
-            json = JSON.readTree(value);
-        } catch (java.io.IOException e) {
-            throw new DataException("record of topic " + topic + " could not be read again as JSON", e);
+        Schema schema = converted.schema();
+        Object restored = converted.value();
+        if (holdsMarker(value)) {
+            JsonNode json;
+            try {
+                json = JSON.readTree(value);
+            } catch (java.io.IOException e) {
+                throw new DataException("record of topic " + topic + " could not be read again as JSON", e);
+            }
+            restored = restore(schema, restored, schemasEnabled ? json.get("payload") : json);
         }
-        JsonNode payload = schemasEnabled ? json.get("payload") : json;
-        return new SchemaAndValue(converted.schema(), restore(converted.schema(), converted.value(), payload));
+        if (hasTimestamps(schema) && isSnapshotRead(schema, restored)) {
+            restored = restoreEarlyTimestamps(schema, restored);
+        }
+        return restored == converted.value() ? converted : new SchemaAndValue(schema, restored);
+    }
+
+    /** Whether `value` is a change event of a row read by a snapshot (op "r"), initial or incremental. */
+    private static boolean isSnapshotRead(Schema schema, Object value) {
+        return schema.type() == Schema.Type.STRUCT && schema.field("op") != null
+                && "r".equals(((Struct) value).get("op"));
+    }
+
+    private boolean hasTimestamps(Schema schema) {
+        if (schema != lastSchema) {
+            lastSchema = schema;
+            lastSchemaHasTimestamps = containsTimestamp(schema);
+        }
+        return lastSchemaHasTimestamps;
+    }
+
+    private static boolean containsTimestamp(Schema schema) {
+        if (schema.type() == Schema.Type.STRUCT) {
+            for (Field field : schema.fields()) {
+                if (containsTimestamp(field.schema())) {
+                    return true;
+                }
+            }
+            return false;
+        }
+        String name = schema.name();
+        return MICRO_TIMESTAMP.equals(name) || MILLI_TIMESTAMP.equals(name) || ZONED_TIMESTAMP.equals(name);
+    }
+
+    /** `value` of `schema` with each timestamp field before 1582-10-15 in the form the JDBC sink reads right. */
+    static Object restoreEarlyTimestamps(Schema schema, Object value) {
+        if (value == null) {
+            return null;
+        }
+        if (schema.type() == Schema.Type.STRUCT) {
+            Struct struct = (Struct) value;
+            for (Field field : schema.fields()) {
+                Object fieldValue = struct.get(field);
+                Object restored = restoreEarlyTimestamps(field.schema(), fieldValue);
+                if (restored != fieldValue) {
+                    struct.put(field, restored);
+                }
+            }
+            return struct;
+        }
+        String name = schema.name();
+        if (MICRO_TIMESTAMP.equals(name)) {
+            long micros = (Long) value;
+            long restored = HybridCalendar.micros(micros);
+            return restored == micros ? value : (Object) restored;
+        }
+        if (MILLI_TIMESTAMP.equals(name)) {
+            long millis = (Long) value;
+            long restored = HybridCalendar.millis(millis);
+            return restored == millis ? value : (Object) restored;
+        }
+        if (ZONED_TIMESTAMP.equals(name)) {
+            String text = (String) value;
+            String restored = HybridCalendar.zoned(text);
+            return restored.equals(text) ? value : restored;
+        }
+        return value;
     }
 
     private static boolean holdsMarker(byte[] value) {
