@@ -4,6 +4,7 @@ from lambdas.connect.converters import EXACT_JSON_WITH_SCHEMAS, JSON_WITH_SCHEMA
 from lambdas.connect.credentials import DatabaseLogin
 from lambdas.connect.secret_refs import SecretLogin
 from lambdas.connect.source_config import captured_tables
+from lambdas.connect.throughput import JDBC_SINK_THROUGHPUT
 from lambdas.source.tls import database_tls
 from lambdas.spec import PipelineSpec
 
@@ -62,6 +63,7 @@ def jdbc_sink_config(spec: PipelineSpec, sink_login: SecretLogin | DatabaseLogin
         "connection.restart.on.errors": "true",
         "flush.max.retries": "60",
         "flush.retry.delay.ms": "1000",
+        **JDBC_SINK_THROUGHPUT,
         **EXACT_JSON_WITH_SCHEMAS,
     }
 

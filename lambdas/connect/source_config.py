@@ -5,6 +5,7 @@ import re
 from lambdas.connect.converters import JSON_WITH_SCHEMAS
 from lambdas.connect.credentials import DatabaseLogin
 from lambdas.connect.secret_refs import SecretLogin
+from lambdas.connect.throughput import SOURCE_THROUGHPUT
 from lambdas.naming import HEARTBEAT_TOPIC_PREFIX
 from lambdas.source.tls import database_tls
 from lambdas.spec import PipelineSpec
@@ -94,6 +95,7 @@ def debezium_source_config(
         "reselect.columns.include.list": ",".join(rf"^{re.escape(table)}:.+$" for table in spec.source.tables),
         "reselect.unavailable.values": "true",
         "reselect.null.values": "false",
+        **SOURCE_THROUGHPUT,
         **JSON_WITH_SCHEMAS,
         **message_key_columns(spec),
     }
