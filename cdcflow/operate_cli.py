@@ -190,6 +190,10 @@ def _clock(moment: datetime | None) -> str:
     return moment.astimezone().strftime("%H:%M:%S") if moment else ""
 
 
+# The backfill's states after which the registry holds fresh progress (lambdas/steps/backfill.py).
+BACKFILL_PROGRESS_STATES = frozenset({"MarkActiveBackfilling", "CheckBackfillCopied", "MarkBackfilled"})
+
+
 def print_step_change(change: StepChange) -> None:
     """One line per step change, as it happens."""
     row = change.row
@@ -217,9 +221,34 @@ def print_step_change(change: StepChange) -> None:
         )
 
 
+def backfill_line(backfill: dict[str, Any]) -> str:
+    """The backfill's progress in one line: `RUNNING: 120,000 of about 1,000,000 rows (12%), 1 of 3 tables, ...`."""
+    copied, estimated = int(backfill.get("rows_copied") or 0), int(backfill.get("rows_estimated") or 0)
+    tables, done = backfill.get("tables") or [], backfill.get("tables_done") or []
+    parts = [f"{copied:,} of about {estimated:,} rows" + (f" ({100 * copied // estimated}%)" if estimated else ""),
+             f"{len(done)} of {len(tables)} tables read"]
+    if backfill.get("rows_per_second"):
+        parts.append(f"{int(backfill['rows_per_second']):,} rows/s")
+    if backfill.get("status") == "RUNNING" and backfill.get("eta_seconds") is not None:
+        minutes, seconds = divmod(int(backfill["eta_seconds"]), 60)
+        parts.append(f"about {minutes}m {seconds:02d}s left" if minutes else f"about {seconds}s left")
+    if backfill.get("error"):
+        parts.append(str(backfill["error"]))
+    return f"{backfill.get('status', '?')}: " + ", ".join(parts)
+
+
 def _follow(connection: Connection, pipeline_id: str, execution_arn: str) -> int:
     """Follow an execution to its end, then print how the pipeline stands; the exit code."""
-    outcome: ExecutionOutcome = follow_execution(connection.stepfunctions(), execution_arn, print_step_change)
+
+    def report(change: StepChange) -> None:
+        print_step_change(change)
+        # Each check of a backfill recorded its progress in the registry: show it as it moves.
+        if change.row.name in BACKFILL_PROGRESS_STATES and change.kind != "entered" and change.row.status == SUCCEEDED:
+            backfill = connection.api.describe(pipeline_id).get("backfill")
+            if backfill:
+                out.print(f"           [cyan]backfill[/] {escape(backfill_line(backfill))}")
+
+    outcome: ExecutionOutcome = follow_execution(connection.stepfunctions(), execution_arn, report)
     if outcome.status != "SUCCEEDED":
         reason = (outcome.error or "") + (f": {cause_message(outcome.cause)}" if outcome.cause else "")
         err.print(f"[red]execution {outcome.status}:[/] {escape(reason)}")
@@ -298,6 +327,8 @@ def _details_table(pipeline: dict[str, Any]) -> Table:
     for field in fields:
         if shown.get(field) is not None:
             table.add_row(f"[bold]{field}[/]", escape(str(shown[field])))
+    if pipeline.get("backfill"):
+        table.add_row("[bold]backfill[/]", escape(backfill_line(pipeline["backfill"])))
     for alarm in pipeline.get("alarms") or []:
         colour = {"OK": "green", "ALARM": "red"}.get(alarm.get("state"), "yellow")
         reason = f" ({alarm['reason']})" if alarm.get("reason") else ""

@@ -64,12 +64,15 @@ LIFECYCLE_TRANSITIONS = {
     "resync": (PipelineStatus.ACTIVE, PipelineStatus.ACTIVE),  # ResyncPipeline: rows delivered again
     # RebuildPipeline: ACTIVE again, or still BROKEN (the first status is the one a request needs).
     "rebuild": (PipelineStatus.BROKEN, PipelineStatus.ACTIVE),
+    # The provisioning itself, once ACTIVE, while its backfill copies the rows that existed (see `hold_for_backfill`).
+    "backfill": (PipelineStatus.ACTIVE, PipelineStatus.ACTIVE),
 }
 # The statuses a lifecycle execution may find when it records its outcome (reconciliation may degrade an ACTIVE one).
 LIFECYCLE_HOLDABLE = frozenset({PipelineStatus.ACTIVE, PipelineStatus.PAUSED, PipelineStatus.DEGRADED})
 LIFECYCLE_EXECUTION_ATTRIBUTE = "lifecycle_execution_arn"
 LIFECYCLE_ACTION_ATTRIBUTE = "lifecycle_action"
 SPEC_HISTORY_ATTRIBUTE = "spec_history"
+BACKFILL_ATTRIBUTE = "backfill"
 # The spec history keeps the newest entries that fit in this many characters of JSON (an item holds 400 KB).
 MAX_SPEC_HISTORY_CHARS = 160 * 1024
 
@@ -101,6 +104,9 @@ class RegistryEntry:
     # The specs the pipeline ran on before its current one, oldest first: {"spec", "at", "by"}, where `at` is
     # when that spec was replaced and `by` the principal whose update replaced it (see `finish_lifecycle`).
     spec_history: tuple[dict[str, Any], ...] = ()
+    # The copy of the rows that existed when the pipeline started streaming: {"status": RUNNING | DONE | FAILED,
+    # "tables", "tables_done", "rows_copied", "rows_estimated", "started_at", "eta_seconds", ...}.
+    backfill: dict[str, Any] | None = None
 
     def recorded_left(self) -> list[str] | None:
         """The compensations that may still have something to undo, as the current execution's rollback recorded.
@@ -131,6 +137,7 @@ class RegistryEntry:
             "requested_by": self.requested_by,
             "lifecycle_execution_arn": self.lifecycle_execution_arn,
             "spec_history": list(self.spec_history),
+            "backfill": self.backfill,
         }
 
 
@@ -180,6 +187,7 @@ def _entry(item: dict[str, Any]) -> RegistryEntry:
         lifecycle_action=document.get(LIFECYCLE_ACTION_ATTRIBUTE),
         spec_history=tuple(json.loads(document[SPEC_HISTORY_ATTRIBUTE])) if document.get(SPEC_HISTORY_ATTRIBUTE)
         else (),
+        backfill=json.loads(document[BACKFILL_ATTRIBUTE]) if document.get(BACKFILL_ATTRIBUTE) else None,
     )
 
 
@@ -390,6 +398,52 @@ def claim_lifecycle(entry: RegistryEntry, action: str, execution_arn: str) -> Re
         raise LifecycleConflict(
             f"pipeline {entry.pipeline_id!r} changed while its {action} was being requested; try again"
         ) from None
+    return _entry(response["Attributes"])
+
+
+def hold_for_backfill(pipeline_id: str, execution_arn: str, backfill: dict[str, Any],
+                      current_step: str | None = None) -> RegistryEntry:
+    """Mark the pipeline ACTIVE and held by its own provisioning `execution_arn` while its backfill runs.
+
+    One conditional write, only while that provisioning holds the entry
+    (`PipelineAlreadyOwned` otherwise), so no pause, update or resync can
+    start between ACTIVE and the hold: lifecycle requests meet the hold's 409
+    until `finish_lifecycle` releases it. Idempotent for the same execution.
+    """
+    changes: dict[str, Any] = {
+        STATUS_ATTRIBUTE: PipelineStatus.ACTIVE.value, LIFECYCLE_EXECUTION_ATTRIBUTE: execution_arn,
+        LIFECYCLE_ACTION_ATTRIBUTE: "backfill", BACKFILL_ATTRIBUTE: json.dumps(backfill, sort_keys=True),
+    }
+    if current_step is not None:
+        changes["current_step"] = current_step
+    return _update(pipeline_id, changes, expected_execution_arn=execution_arn)
+
+
+def record_backfill(pipeline_id: str, execution_arn: str, backfill: dict[str, Any]) -> RegistryEntry:
+    """Record the backfill's progress while `execution_arn` holds the pipeline for it; return the entry.
+
+    Raises `LifecycleConflict` once it does not (a teardown stopped the
+    provisioning, or the hold was released): the progress is not the
+    execution's to write any more.
+    """
+    values = {"backfill": json.dumps(backfill, sort_keys=True), "now": _now(), "one": 1, "arn": execution_arn,
+              "action": "backfill"}
+    try:
+        response = aws.client("dynamodb").update_item(
+            TableName=table_name(),
+            Key=_key(pipeline_id),
+            UpdateExpression="SET #backfill = :backfill, updated_at = :now, #version = #version + :one",
+            ConditionExpression="#arn = :arn AND #action = :action",
+            ExpressionAttributeNames={"#backfill": BACKFILL_ATTRIBUTE, "#version": "version",
+                                      "#arn": LIFECYCLE_EXECUTION_ATTRIBUTE, "#action": LIFECYCLE_ACTION_ATTRIBUTE},
+            ExpressionAttributeValues=_values(**values),
+            ReturnValues="ALL_NEW",
+        )
+    except ClientError as exc:
+        if not _condition_failed(exc):
+            raise
+        raise LifecycleConflict(f"pipeline {pipeline_id!r} is no longer held for the backfill of execution "
+                                f"{execution_arn}") from None
     return _entry(response["Attributes"])
 
 

@@ -99,7 +99,7 @@ class SinkSpec:
 
 @dataclass(frozen=True)
 class DebeziumSpec:
-    snapshot_mode: str = "initial"
+    snapshot_mode: str = "backfill"  # lambdas/backfill.py
     heartbeat_interval_ms: int = 10_000
 
 

@@ -9,6 +9,10 @@ Step Functions waits whole seconds. A dependency that is nearly ready (a
 connector starting, a change crossing Kafka) gets there in a fraction of
 one, so a check may *settle*: look again every `poll_interval` seconds for
 up to `settle_seconds` before answering "not yet".
+
+A loop that follows progress (a copy of any size) counts against `attempts`
+only the checks that saw none, and stops at `most_checks` checks in all: the
+bound a Step Functions history (25,000 events) needs.
 """
 
 from __future__ import annotations
@@ -25,7 +29,11 @@ Seen = TypeVar("Seen")
 
 @dataclass(frozen=True)
 class Schedule:
-    """`first` seconds before the first check, then `base`, growing by `growth` up to `cap`; `attempts` checks at most."""
+    """`first` seconds before the first check, then `base`, growing by `growth` up to `cap`; `attempts` checks at most.
+
+    With `most_checks`, `attempts` counts only the checks that saw no
+    progress, and the loop makes `most_checks` checks in all at most.
+    """
 
     first: int
     base: int
@@ -34,10 +42,13 @@ class Schedule:
     attempts: int
     settle_seconds: float = 0.0
     poll_interval: float = 0.1
+    most_checks: int = 0
 
     def __post_init__(self) -> None:
         if min(self.first, self.base, self.cap) < 0 or self.growth < 1 or self.attempts < 1:
             raise ValueError(f"not a wait-loop schedule: {self}")
+        if self.most_checks and self.most_checks < self.attempts:
+            raise ValueError(f"a schedule's most_checks cannot be below its attempts: {self}")
         if self.settle_seconds and self.poll_interval <= 0:
             raise ValueError("a schedule that settles needs a positive poll_interval")
 
@@ -54,9 +65,15 @@ class Schedule:
         """True when `checks_made` checks have been made and the loop may not wait again."""
         return checks_made >= self.attempts
 
+    @property
+    def checks_at_most(self) -> int:
+        """The most checks the loop makes, with or without progress."""
+        return self.most_checks or self.attempts
+
     def longest_wait_seconds(self) -> float:
         """The most a loop waits before it gives up: every wait, and every check settling in full."""
-        return sum(self.wait_seconds(checks) for checks in range(self.attempts)) + self.attempts * self.settle_seconds
+        checks = self.checks_at_most
+        return sum(self.wait_seconds(made) for made in range(checks)) + checks * self.settle_seconds
 
     def as_payload(self) -> dict[str, Any]:
         payload: dict[str, Any] = {
@@ -64,6 +81,8 @@ class Schedule:
         }
         if self.settle_seconds:
             payload |= {"settle_seconds": self.settle_seconds, "poll_interval": self.poll_interval}
+        if self.most_checks:
+            payload["most_checks"] = self.most_checks
         return payload
 
     @classmethod
@@ -75,6 +94,7 @@ class Schedule:
                 cap=int(payload["cap"]), attempts=int(payload["attempts"]),
                 settle_seconds=float(payload.get("settle_seconds", 0.0)),
                 poll_interval=float(payload.get("poll_interval", 0.1)),
+                most_checks=int(payload.get("most_checks", 0)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"the check's schedule {dict(payload)!r} is not a wait-loop schedule: {exc}") from exc

@@ -8,11 +8,12 @@ changes the figure. Along it:
 - every task attempt fails until its Retry policies are exhausted, and only
   the last attempt goes on (each retrier counts separately: a task that
   retries on two errors may use both budgets);
-- every wait-loop runs all of its schedule's attempts, and its last check
-  either finds the dependency ready or gives up, whichever leads further;
+- every wait-loop runs all of its schedule's checks (a loop that follows
+  progress, its `most_checks`), and its last check either finds the
+  dependency ready or gives up, whichever leads further;
 - at every other Choice, and at every task with a Catch, the branch with the
   most events is taken: for ProvisionPipeline an RDS source with an approval,
-  then a failure as late as possible, so the whole compensation chain runs.
+  then a backfill followed to its last check that fails.
 
 Events per state follow AWS's history: StateEntered and StateExited for each
 visit, and for a Lambda task Scheduled, Started and Succeeded/Failed per
@@ -83,7 +84,7 @@ def bound(definition: dict[str, Any], loops: list[WaitLoop] = ()) -> HistoryBoun
         check = states[loop.check.name]
         attempts = task_attempts(check)
         one_round = 2 + task_events(check, attempts) + 2  # Wait, Check, Choice
-        rounds = loop.schedule.attempts
+        rounds = loop.schedule.checks_at_most
         events = 2 + rounds * one_round
         transitions = 1 + rounds * (2 + attempts)
         path = (loop.start_state, *(loop.wait_state, loop.check.name, loop.choice_state) * rounds)

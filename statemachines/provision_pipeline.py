@@ -25,6 +25,11 @@ CONNECTOR_RUNNING = Schedule(first=0, base=1, growth=2, cap=30, attempts=20, set
 CANARY_ARRIVED = Schedule(first=0, base=1, growth=2, cap=30, attempts=20, settle_seconds=2.0, poll_interval=0.05)
 # An RDS reboot takes minutes: the first look comes after half a minute.
 INSTANCE_AVAILABLE = Schedule(first=30, base=4, growth=2, cap=30, attempts=20)
+# The backfill is followed every 30 s once under way; `attempts` counts checks without progress only (see
+# lambdas/steps/backfill.py), so it gives up after about 19 minutes in which no row arrived, whatever its size.
+# A backfill goes on while it moves: 10 checks without progress (about 13 min) end it, and 100 checks
+# in all (about 4.7 h at the 180 s cap) keep the execution's history inside half of AWS's limit.
+BACKFILL_PROGRESS = Schedule(first=2, base=2, growth=2, cap=180, attempts=10, most_checks=100)
 
 CHECK_CONNECTOR = step("CheckConnector", "connectors.check_handler", "Report a connector's readiness", VPC_NETWORK)
 
@@ -148,8 +153,48 @@ STEPS: list[Row] = [
          retry=AWS, undo="DeleteAlarms",
          comment="One alarm per pipeline metric (dimension pipeline_id), thresholds from the spec's alarms or the "
                  "platform defaults, notifying the platform's alarm topic."),
+    Choice("Backfill?", [
+        {"Variable": "$.spec.debezium.snapshot_mode", "StringEquals": "backfill", "Next": "MarkActiveBackfilling"},
+    ], default="MarkActive", comment="A backfilling pipeline is ACTIVE once it streams; its rows follow."),
     Task("MarkActive", MARK_PIPELINE, retry=AWS, parameters={"status": "ACTIVE"}),
     Succeed("PipelineActive", output_path="$.results"),
+    # The backfill (lambdas/backfill.py): the pipeline streams, so no failure from here on rolls it back.
+    Task("MarkActiveBackfilling",
+         step("MarkActiveBackfilling", "backfill.mark_active_handler",
+              "Record a pipeline ACTIVE and held by its provisioning while the backfill runs", REGISTRY_WRITE),
+         retry=AWS),
+    Task("StartBackfill",
+         step("StartBackfill", "backfill.start_handler",
+              "Estimate the tables' rows and signal Debezium's incremental snapshot of them", SECRETS_READ,
+              REGISTRY_WRITE, VPC_NETWORK),
+         retry=DATABASE, catch=Catch("MarkBackfillFailed", "$.errors.StartBackfill")),
+    WaitLoop("BackfillCopied",
+             Task("CheckBackfillCopied",
+                  step("CheckBackfill", "backfill.check_handler",
+                       "Record the backfill's progress; ready once the sink holds every row", SECRETS_READ,
+                       REGISTRY_WRITE, VPC_NETWORK),
+                  # A dependency that does not answer is a check without progress, not a retry: the loop waits.
+                  retry=LAMBDA_ONLY,
+                  parameters={"signal_id.$": "$.results.StartBackfill.signal_id",
+                              "tables.$": "$.results.StartBackfill.tables",
+                              "estimates.$": "$.results.StartBackfill.estimates",
+                              "started_at.$": "$.results.StartBackfill.started_at",
+                              "loop.$": "$.loops.BackfillCopied"},
+                  catch=Catch("MarkBackfillFailed", "$.errors.BackfillCopied")),
+             BACKFILL_PROGRESS, gives_up="BackfillStalled"),
+    Task("MarkBackfilled",
+         step("MarkBackfilled", "backfill.mark_done_handler",
+              "Record the backfill done and release the pipeline", REGISTRY_WRITE),
+         retry=AWS, parameters={"progress.$": "$.loops.BackfillCopied.progress",
+                                "started_at.$": "$.results.StartBackfill.started_at"},
+         catch=Catch("MarkBackfillFailed", "$.errors.MarkBackfilled")),
+    Succeed("PipelineBackfilled", output_path="$.results"),
+    Task("MarkBackfillFailed",
+         step("MarkBackfillFailed", "backfill.mark_failed_handler",
+              "Record a failed backfill and release the pipeline, ACTIVE", REGISTRY_WRITE),
+         retry=AWS, parameters={"errors.$": "$.errors"}, result_path="$.failure",
+         catch=Reject("BackfillNotRecorded", "The backfill failed and its failure could not be recorded.")),
+    Fail("BackfillFailed", "$.failure.Error", "$.failure.Cause"),
 ]
 
 

@@ -50,8 +50,10 @@ REBUILD = Workflow(
         }),
         Task("RemoveSourceConnector", REMOVE_SOURCE_CONNECTOR, retry=CONNECT),
         shared.DROP_SLOT,
-        *(_without_undo(provision_row(name)) for name in (
-            "CreateSlot", "PutSourceConnector", "SourceConnectorRunning", "WriteCanary", "CanaryArrived")),
+        _without_undo(provision_row("CreateSlot")),
+        # A full snapshot before ACTIVE, whatever the spec's snapshot mode: the rebuild has no backfill phase.
+        replace(_without_undo(provision_row("PutSourceConnector")), parameters={"snapshot": "initial"}),
+        *(provision_row(name) for name in ("SourceConnectorRunning", "WriteCanary", "CanaryArrived")),
         Task("MarkRebuilt", MARK_LIFECYCLE, retry=AWS, parameters={"status": "ACTIVE"}),
         Succeed("PipelineRebuilt", output_path="$.results"),
     ],

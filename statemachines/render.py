@@ -210,7 +210,9 @@ def _wait_loop(loop: WaitLoop, following: str | None, place) -> Iterator[tuple[s
 def _loop_comment(loop: WaitLoop) -> str:
     schedule = loop.schedule
     settle = f", each check looking for up to {schedule.settle_seconds:g} s" if schedule.settle_seconds else ""
-    return (f"Wait-loop: up to {schedule.attempts} checks, {schedule.first} s before the first, then {schedule.base} s "
+    checks = (f"up to {schedule.attempts} checks without progress and {schedule.most_checks} in all"
+              if schedule.most_checks else f"up to {schedule.attempts} checks")
+    return (f"Wait-loop: {checks}, {schedule.first} s before the first, then {schedule.base} s "
             f"growing x{schedule.growth} to {schedule.cap} s{settle}; gives up with {loop.gives_up}.")
 
 

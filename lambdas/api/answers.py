@@ -63,4 +63,6 @@ def pipeline_summary(entry: registry.RegistryEntry) -> dict[str, Any]:
         summary["slot_lag_bytes"] = entry.slot_lag_bytes
     if entry.lifecycle_execution_arn is not None:
         summary["lifecycle_execution_arn"] = entry.lifecycle_execution_arn
+    if entry.backfill is not None:
+        summary["backfill"] = entry.backfill
     return summary

@@ -132,11 +132,13 @@ def teardown_pipeline(pipeline_id: str) -> Response:
     # stopped, and the teardown waits for the step it was in before undoing anything.
     teardown_input = {"spec": spec_document(entry.spec), "keep_topics": keep_topics, "keep_index": keep_index}
     refusal = None
-    if entry.status is Status.PROVISIONING and teardowns.running:
+    # A backfilling pipeline is ACTIVE, held by its own provisioning: that is stopped as a provisioning is.
+    backfilling = entry.lifecycle_action == "backfill" and entry.lifecycle_execution_arn == entry.execution_arn
+    if (entry.status is Status.PROVISIONING or backfilling) and teardowns.running:
         # A retried cancel: the teardown it started has not marked the pipeline DELETING yet.
         return accepted({"pipeline_id": pipeline_id, "execution_arn": teardowns.latest["executionArn"],
                          "status": "RUNNING"})
-    if entry.status is Status.PROVISIONING and not has_ended(entry.execution_arn):
+    if (entry.status is Status.PROVISIONING or backfilling) and not has_ended(entry.execution_arn):
         stopped = _stop_provisioning(entry)
         if stopped is None:
             refusal = "is being claimed by a provisioning that has not started yet; try again in a moment"

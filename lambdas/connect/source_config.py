@@ -2,6 +2,7 @@
 
 import re
 
+from lambdas.backfill import connector_snapshot_mode
 from lambdas.connect.converters import JSON_WITH_SCHEMAS
 from lambdas.connect.credentials import DatabaseLogin
 from lambdas.connect.secret_refs import SecretLogin
@@ -60,7 +61,9 @@ def debezium_source_config(
         "topic.prefix": names.debezium_topic_prefix,
         "topic.heartbeat.prefix": HEARTBEAT_TOPIC_PREFIX,
         "table.include.list": ",".join(rf"^{re.escape(table)}$" for table in captured_tables(spec)),
-        "snapshot.mode": spec.debezium.snapshot_mode,
+        # "backfill" (the default) streams at once and copies the existing rows as an incremental snapshot that
+        # the provisioning signals and follows (lambdas/backfill.py).
+        "snapshot.mode": connector_snapshot_mode(spec.debezium.snapshot_mode),
         "heartbeat.interval.ms": str(spec.debezium.heartbeat_interval_ms),
         "heartbeat.action.query": heartbeat_action_query,
         # Incremental snapshots (tables added by UpdatePipeline, Resync): signals arrive through the published

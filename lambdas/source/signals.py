@@ -24,6 +24,7 @@ early (a resync's compensation).
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -38,7 +39,7 @@ from psycopg import sql
 from lambdas.errors import KafkaUnavailable, StepError
 from lambdas.kafka_security import admin_client_options, kafka_security
 from lambdas.source.connection import server_address
-from lambdas.source.tables import table_identifier
+from lambdas.source.tables import split_table, table_identifier
 from lambdas.spec import PipelineSpec
 
 EXECUTE_SNAPSHOT = "execute-snapshot"
@@ -134,12 +135,28 @@ def snapshot_signal_data(tables: Iterable[str], conditions: Mapping[str, str] | 
     unknown = sorted(set(conditions) - set(tables))
     if unknown:
         raise ValueError(f"conditions name tables outside the snapshot: {', '.join(unknown)}")
-    data: dict[str, Any] = {"type": "incremental", "data-collections": tables}
+    data: dict[str, Any] = {"type": "incremental", "data-collections": [debezium_collection(t) for t in tables]}
     if conditions:
         data["additional-conditions"] = [
-            {"data-collection": table, "filter": conditions[table]} for table in tables if table in conditions
+            {"data-collection": re.escape(debezium_collection(table)), "filter": conditions[table]}
+            for table in tables if table in conditions
         ]
     return data
+
+
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_$]+")
+
+
+def debezium_collection(table: str) -> str:
+    """`schema.table` as a signal names it for Debezium: a part with other characters (a space) double-quoted.
+
+    Debezium matches each name as a pattern against its tables' `schema.table`
+    and parses what matched; a name with a space does not parse, so it is sent
+    quoted (`"Sales Dept"."Orders"`), which matches no pattern and parses as
+    the table. A condition's `data-collection` is then that text, escaped.
+    """
+    return ".".join(part if _PLAIN_NAME.fullmatch(part) else '"' + part.replace('"', '""') + '"'
+                    for part in split_table(table))
 
 
 def send_execute_snapshot(
@@ -176,8 +193,9 @@ def _insert_signal(conn: psycopg.Connection, spec: PipelineSpec, signal_id: str,
 def send_stop_snapshot(conn: psycopg.Connection, spec: PipelineSpec, signal_id: str, tables: Iterable[str]) -> dict[str, Any]:
     """Insert a `stop-snapshot` signal: Debezium drops `tables` from the incremental snapshot it runs (rows already
     sent stay sent). Idempotent per `signal_id`."""
-    data = {"type": "incremental", "data-collections": list(dict.fromkeys(tables))}
-    return {"signal_id": signal_id, "tables": data["data-collections"],
+    tables = list(dict.fromkeys(tables))
+    data = {"type": "incremental", "data-collections": [debezium_collection(table) for table in tables]}
+    return {"signal_id": signal_id, "tables": tables,
             "sent": _insert_signal(conn, spec, signal_id, STOP_SNAPSHOT, data)}
 
 
@@ -226,6 +244,7 @@ def notification_payload(value: Any) -> dict[str, Any] | None:
 
 def _table_of(identifier: str, tables: list[str]) -> str | None:
     """The requested table a notification's data collection names (it may carry the database in front)."""
+    identifier = identifier.replace('"', "")
     for table in tables:
         if identifier == table or identifier.endswith("." + table):
             return table

@@ -11,8 +11,10 @@ Connect is asked to resolve it. Nothing read here travels through the state
 machine.
 """
 
+from dataclasses import replace
 from typing import Any
 
+from lambdas.backfill import BACKFILL_MODE
 from lambdas.common import step_handler
 from lambdas.connect.client import ConnectClient
 from lambdas.connect.credentials import login_from_secret
@@ -30,6 +32,10 @@ from lambdas.wait_loop import schedule_of
 
 @step_handler
 def put_source_handler(spec: PipelineSpec, event: dict[str, Any]) -> dict[str, Any]:
+    """PutSourceConnector. With `"snapshot": "initial"` (a rebuild), a backfilling spec's connector takes Debezium's
+    initial snapshot instead: the rebuild has no backfill phase, and the canary it waits for follows the snapshot."""
+    if event.get("snapshot") == "initial" and spec.debezium.snapshot_mode == BACKFILL_MODE:
+        spec = replace(spec, debezium=replace(spec.debezium, snapshot_mode="initial"))
     secret = spec.names.replication_secret
     login = SecretLogin(login_from_secret(secret).username, secret)
     config = debezium_source_config(spec, login, heartbeat_action_query(spec))

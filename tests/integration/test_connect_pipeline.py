@@ -273,12 +273,14 @@ def test_installed_plugins_define_every_property_we_set(connect, source):
         assert connector_class in installed
         validation = connect.validate(connector_class, config)
         defined = {entry["definition"]["name"] for entry in validation["configs"]}
-        # Converter settings belong to the converter, and `topic.heartbeat.prefix` to Debezium's
-        # topic naming strategy, not to the connector's ConfigDef; the flow test sees the heartbeat topic fill.
-        ours = {
-            key for key in config
-            if not key.startswith(("key.converter.", "value.converter.")) and key != "topic.heartbeat.prefix"
-        }
+        # Converter settings belong to the converter, a post processor's to that processor, and
+        # `topic.heartbeat.prefix` to Debezium's topic naming strategy, not to the connector's ConfigDef;
+        # the flow and value-fidelity tests see each of them at work.
+        post_processors = [name for name in config.get("post.processors", "").split(",") if name]
+        delegated = ("key.converter.", "value.converter.", *(f"{name}." for name in post_processors))
+        ours = {key for key in config if not key.startswith(delegated) and key != "topic.heartbeat.prefix"}
+        for name in post_processors:
+            assert f"{name}.type" in config, f"post processor {name} names no class"
         assert ours <= defined, f"{connector_class} does not define {sorted(ours - defined)}"
 
 

@@ -44,7 +44,7 @@ def test_a_field_is_the_control_its_schema_asks_for():
     assert 'type="number"' in partitions and 'min="1"' in partitions and 'max="1000"' in partitions
     snapshot = re.search(r'<select [^>]*data-field="debezium.snapshot_mode".*?</select>', form).group(0)
     assert snapshot.count("<option") == 1 + len(schema()["properties"]["debezium"]["properties"]["snapshot_mode"]["enum"])
-    assert "(default: initial)" in snapshot
+    assert "(default: backfill)" in snapshot
     owner = re.search(r'<input [^>]*data-field="owner"[^>]*>', form).group(0)
     assert 'value="team-orders"' in owner and '<option value="team-shared">' in form
     # The required fields are marked, the optional sections folded; nothing is checked before the API does.

@@ -73,7 +73,11 @@ def test_the_rollback_and_the_teardown_delete_the_alarms_provisioning_puts():
 
     assert put.undo == "DeleteAlarms" and rollback[0] == "DeleteAlarms"
     assert teardown.index("DeleteAlarms") < teardown.index("DeleteConnectors")
-    assert [task.name for task in PROVISION.tasks_of(PROVISION.steps)][-2:] == ["PutAlarms", "MarkActive"]
+    # Alarms go up last, just before the pipeline is marked ACTIVE, whether or not a backfill follows.
+    steps = [task.name for task in PROVISION.tasks_of(PROVISION.steps)]
+    after_alarms = steps[steps.index("PutAlarms") + 1:]
+    assert after_alarms == ["MarkActive", "MarkActiveBackfilling", "StartBackfill", "CheckBackfillCopied",
+                            "MarkBackfilled", "MarkBackfillFailed"]
 
 
 def test_states_are_described_and_set_from_a_local_evaluation(cloudwatch):

@@ -2,6 +2,7 @@
 spec history the registry keeps."""
 
 import json
+import re
 
 import pytest
 
@@ -68,11 +69,27 @@ def test_the_snapshot_signal_lists_the_tables_and_a_condition_per_table():
                                 {"public.items": "price > 10"})
 
     assert data == {"type": "incremental", "data-collections": ["public.orders", "public.items"],
-                    "additional-conditions": [{"data-collection": "public.items", "filter": "price > 10"}]}
+                    "additional-conditions": [{"data-collection": r"public\.items", "filter": "price > 10"}]}
     with pytest.raises(ValueError, match="public.other"):
         snapshot_signal_data(["public.orders"], {"public.other": "true"})
     with pytest.raises(ValueError):
         snapshot_signal_data([])
+
+
+def test_a_name_with_a_space_is_signalled_quoted_and_its_condition_matches_that_text():
+    data = snapshot_signal_data(["Sales Dept.Orders", "public.Items"], {"Sales Dept.Orders": "id > 1"})
+
+    assert data["data-collections"] == ['"Sales Dept".Orders', "public.Items"]
+    (condition,) = data["additional-conditions"]
+    assert re.fullmatch(condition["data-collection"], '"Sales Dept".Orders')
+    assert not re.fullmatch(condition["data-collection"], "Sales Dept.Orders")
+
+
+def test_progress_reads_a_scanned_table_named_quoted_or_not():
+    for scanned in ('"Sales Dept"."Orders"', "Sales Dept.Orders", 'source."Sales Dept".Orders'):
+        progress = snapshot_progress([note("TABLE_SCAN_COMPLETED", scanned_collection=scanned, status="SUCCEEDED",
+                                           total_rows_scanned=3)], "sig-1", ["Sales Dept.Orders"])
+        assert progress.scanned == {"Sales Dept.Orders": {"status": "SUCCEEDED", "rows": 3}}, scanned
 
 
 def note(kind, signal="sig-1", **extra):

@@ -15,14 +15,29 @@ def loops_of(workflow: Workflow) -> list[WaitLoop]:
     return [row for row in workflow.steps if isinstance(row, WaitLoop)]
 
 
-def test_the_longest_provision_runs_every_loop_to_its_limit_then_every_compensation() -> None:
+def test_the_longest_provision_runs_every_loop_to_its_limit_then_a_backfill_that_fails() -> None:
     path = bounds.worst_case(PROVISION).path
 
     for loop in loops_of(PROVISION):
-        assert path.count(loop.check.name) == loop.schedule.attempts
+        assert path.count(loop.check.name) == loop.schedule.checks_at_most
     assert "RequestApproval" in path and "RebootSourceInstance" in path
+    assert list(path[-3:]) == ["MarkBackfilled", "MarkBackfillFailed", "BackfillNotRecorded"]
+
+
+def test_the_longest_rollback_runs_every_compensation() -> None:
+    """Without a backfill the longest path fails as late as it can: the whole compensation chain runs."""
+    definition = bounds.render.definition(PROVISION)
+    definition["States"]["Backfill?"] = {"Type": "Pass", "Next": "MarkActive"}
+    path = bounds.bound(definition, loops_of(PROVISION)).path
+
     chain = [task.name for task in PROVISION.compensation_chain()]
     assert list(path[-len(chain) - 2:]) == [*chain, "MarkFailed", "ProvisionFailed"]
+
+
+def test_a_backfill_is_followed_for_hours_and_its_history_still_fits() -> None:
+    backfill = next(loop for loop in loops_of(PROVISION) if loop.name == "BackfillCopied")
+    assert backfill.schedule.checks_at_most > backfill.schedule.attempts
+    assert backfill.schedule.longest_wait_seconds() > 4 * 3600
 
 
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda w: w.name)
@@ -31,8 +46,12 @@ def test_the_worst_case_history_fits_the_aws_limit_with_room(workflow: Workflow)
 
 
 def test_more_loop_attempts_make_a_longer_history() -> None:
-    longer_loops = [replace(row, schedule=replace(row.schedule, attempts=row.schedule.attempts + 1))
-                    if isinstance(row, WaitLoop) else row for row in PROVISION.steps]
+    def one_more_check(schedule: Schedule) -> Schedule:
+        return replace(schedule, attempts=schedule.attempts + 1,
+                       most_checks=schedule.most_checks and schedule.most_checks + 1)
+
+    longer_loops = [replace(row, schedule=one_more_check(row.schedule)) if isinstance(row, WaitLoop) else row
+                    for row in PROVISION.steps]
     longer = replace(PROVISION, steps=longer_loops)
 
     grown = bounds.worst_case(longer).events - bounds.worst_case(PROVISION).events
