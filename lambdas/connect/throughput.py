@@ -17,6 +17,9 @@ SOURCE_THROUGHPUT: dict[str, str] = {
     "max.queue.size": "65536",
     "max.queue.size.in.bytes": str(128 * 1024 * 1024),
     "snapshot.fetch.size": "20000",
+    # A backfill (incremental snapshot) reads 20,000 rows per chunk (1,024), each chunk a query and two
+    # watermark writes to the signal table; its window of rows is held in memory until the chunk is sent.
+    "incremental.snapshot.chunk.size": "20000",
     # 50 ms of linger fills 1 MiB batches during a copy and adds at most 50 ms to a lone change's latency.
     "producer.override.linger.ms": "50",
     "producer.override.batch.size": str(1024 * 1024),
