@@ -116,7 +116,8 @@ def stack(local_stack: Endpoints, captured_table: str) -> Iterator[Endpoints]:
         started = call(local_stack, ORDERS_REQUESTER, "POST", "/pipelines",
                        request_for(pipeline_id, source, captured_table))
         assert started.status_code == 202, started.text
-    wait_for(local_stack, ACTIVE_ID, lambda p: p["status"] == "ACTIVE")
+    # ACTIVE, and released by its provisioning once the backfill is done (lifecycle requests wait for that).
+    wait_for(local_stack, ACTIVE_ID, lambda p: p["status"] == "ACTIVE" and not p.get("lifecycle_execution_arn"))
     wait_for(local_stack, WAITING_ID, lambda p: p["current_step"] == "RequestApproval")
     try:
         yield local_stack

@@ -193,10 +193,13 @@ def test_the_list_follows_a_provision_to_active_and_the_pipeline_is_paused_resum
     shoot(page, "pipeline")
 
     page.click("#provision-execution")
-    expect(node(page, "PipelineActive")).to_have_attribute("data-status", "succeeded", timeout=30_000)
-    for state in ("ValidateSpec", "CreateSlot", "CheckCanaryArrived", "MarkActive"):
+    # The default snapshot mode: ACTIVE once streaming, then the backfill, which ends the execution.
+    expect(node(page, "PipelineBackfilled")).to_have_attribute("data-status", "succeeded",
+                                                             timeout=PROVISION_SECONDS * 1000)
+    for state in ("ValidateSpec", "CreateSlot", "CheckCanaryArrived", "MarkActiveBackfilling", "CheckBackfillCopied",
+                  "MarkBackfilled"):
         expect(node(page, state)).to_have_attribute("data-status", "succeeded")
-    for state in ("DeleteConnectors", "ProvisionFailed", "RequestApproval"):
+    for state in ("MarkActive", "DeleteConnectors", "ProvisionFailed", "RequestApproval", "MarkBackfillFailed"):
         expect(node(page, state)).to_have_attribute("data-status", "not_reached")
     expect(page.locator("#status")).to_have_text("SUCCEEDED")
     node(page, "CreateSlot").click()
@@ -272,8 +275,8 @@ def test_a_pipeline_requested_through_the_form_reaches_active_on_the_graph(local
     expect(page.locator('[data-error-for="pipeline_id"]')).to_be_hidden()
     try:
         page.click("#request-execution")
-        expect(node(page, "PipelineActive")).to_have_attribute("data-status", "succeeded",
-                                                               timeout=PROVISION_SECONDS * 1000)
+        expect(node(page, "PipelineBackfilled")).to_have_attribute("data-status", "succeeded",
+                                                                   timeout=PROVISION_SECONDS * 1000)
         expect(page.locator("#status")).to_have_text("SUCCEEDED")
         assert page.evaluate(LAYOUT_PROBLEMS) == []
         # The requester is shown no host or secret name of the connections the execution's input holds.
@@ -384,7 +387,7 @@ def test_a_failed_provision_is_drawn_with_its_failed_step_and_the_compensations(
     for state in (*compensations, "DeleteTopics", "DropSlot", "DropPublication", "DropHeartbeatTable",
                   "DropReplicationUser", "MarkFailed"):
         expect(node(page, state)).to_have_attribute("data-status", "succeeded")
-    for state in ("CreateSlot", "PutSourceConnector", "MarkActive", "PipelineActive"):
+    for state in ("CreateSlot", "PutSourceConnector", "MarkActiveBackfilling", "PipelineBackfilled"):
         expect(node(page, state)).to_have_attribute("data-status", "not_reached")
     # The catch that led into the compensations is drawn as taken.
     first_compensation = PROVISION_ASL["States"][step]["Catch"][0]["Next"]

@@ -40,7 +40,7 @@ HAPPY_PATH_TASKS = (
     "WriteCanary",
     "CheckCanaryArrived",
     "PutAlarms",
-    "MarkActive",
+    "MarkActiveBackfilling",  # the default snapshot mode's way to ACTIVE; a failure up to here rolls back
 )
 
 # Each compensation, with a transient error its Retry policy covers.
@@ -176,4 +176,27 @@ def test_a_compensation_that_keeps_failing_is_reported_and_teardown_finishes_the
 
     assert finished["status"] == "SUCCEEDED"
     assert registry.get(spec["pipeline_id"]).status is PipelineStatus.DELETED
+    assert footprint(parse_spec(spec)).present() == {}
+
+
+def test_a_failed_backfill_keeps_the_streaming_pipeline_and_says_to_resync(engine_with, spec_for) -> None:
+    spec = spec_for("rb_backfill")
+    plan = FaultPlan({"StartBackfill": [InjectedFault("injected failure at StartBackfill")]})
+
+    execution = provision(engine_with, spec, plan)
+
+    assert execution["status"] == "FAILED"
+    assert execution["error"] == "InjectedFault"
+    assert "rows that existed before it may be missing at the sink: resync" in execution["cause"]
+    # Nothing is rolled back: the pipeline streams, released by its provisioning, with the failure recorded.
+    entry = registry.get(spec["pipeline_id"])
+    assert entry.status is PipelineStatus.ACTIVE and entry.lifecycle_execution_arn is None
+    assert entry.backfill["status"] == "FAILED" and entry.backfill["error"] == "InjectedFault"
+    assert entry.last_error["error"] == "InjectedFault"
+    present = footprint(parse_spec(spec)).present()
+    assert present["slots"] == [f"cdcflow_{spec['pipeline_id']}"] and len(present["connectors"]) == 2
+
+    finished = teardown(engine_with, spec)
+
+    assert finished["status"] == "SUCCEEDED"
     assert footprint(parse_spec(spec)).present() == {}
