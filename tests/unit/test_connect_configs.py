@@ -86,6 +86,7 @@ def test_source_config_has_the_exact_debezium_properties(spec):
         "max.queue.size": "65536",
         "max.queue.size.in.bytes": "134217728",
         "snapshot.fetch.size": "20000",
+        "incremental.snapshot.chunk.size": "20000",
         "producer.override.linger.ms": "50",
         "producer.override.batch.size": "1048576",
         "producer.override.compression.type": "lz4",
